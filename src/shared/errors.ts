@@ -120,6 +120,7 @@ export const ERROR_CODES = [
   'DISTGAN_E_NUMERIC',
   'DISTGAN_E_KEY',
   'DISTGAN_E_INTERRUPTED',
+  'DISTGAN_E_INTERNAL',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,0 +1,140 @@
+/**
+ * `distgan launch`: a coordinator in this process plus one local worker
+ * process per GPU (or per core with no GPU), like torchrun --nproc-per-node.
+ *
+ * Workers run in their own process group, so a terminal's Ctrl-C reaches only
+ * the launcher, which checkpoints and stops them in order. They also hold an
+ * IPC channel to the launcher and exit if it closes, so even a SIGKILLed
+ * launcher leaves no process behind.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import type { Command } from 'commander';
+import { CLI_BIN } from '../../shared/version.js';
+import { ConfigError, describeError } from '../../shared/errors.js';
+import { defaultWorkerCount, int, parseGpuList } from '../../shared/config.js';
+import { addRunOptions, resolveRun } from '../run-options.js';
+import { hostRun } from '../coordinator-host.js';
+import { fail, logLine } from '../output.js';
+
+/** GPUs visible through nvidia-smi, or none. Bounded: a wedged driver must not hang the launcher. */
+export function detectGpus(): number[] {
+  try {
+    const out = execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    return out.split('\n').filter((l) => /^GPU \d+/.test(l)).map((_, i) => i);
+  } catch {
+    return [];
+  }
+}
+
+interface Child {
+  rank: number;
+  proc: ChildProcess;
+  exited: boolean;
+}
+
+function pipeWithPrefix(stream: NodeJS.ReadableStream | null, prefix: string): void {
+  if (!stream) return;
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      process.stderr.write(`${prefix}${buf.slice(0, i)}\n`);
+      buf = buf.slice(i + 1);
+    }
+  });
+  stream.on('end', () => {
+    if (buf) process.stderr.write(`${prefix}${buf}\n`);
+  });
+}
+
+async function waitForExit(children: Child[], ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (children.some((c) => !c.exited) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  for (const c of children) {
+    if (!c.exited) {
+      try {
+        process.kill(-c.proc.pid!, 'SIGKILL');
+      } catch {
+        c.proc.kill('SIGKILL');
+      }
+    }
+  }
+  const hard = Date.now() + 5000;
+  while (children.some((c) => !c.exited) && Date.now() < hard) await new Promise((r) => setTimeout(r, 50));
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('launch')
+    .description('train on this machine: a coordinator plus one worker process per GPU (or per CPU core without a GPU)')
+    .option('--workers <n>', 'number of local worker processes (default: one per GPU, else one per CPU core)')
+    .option('--gpus <list>', 'comma-separated GPU indices, one worker per GPU, each with CUDA_VISIBLE_DEVICES set to its GPU');
+  addRunOptions(cmd);
+  cmd.action(async (_o: unknown, command: Command) => {
+    const { config, resumeFrom } = await resolveRun(command);
+    const o = command.opts<{ workers?: string; gpus?: string }>();
+    if (o.workers !== undefined && o.gpus !== undefined) throw new ConfigError('--workers and --gpus exclude each other: --gpus starts one worker per listed GPU');
+    let gpus: number[] | undefined = o.gpus !== undefined ? parseGpuList(o.gpus) : undefined;
+    let workers: number;
+    if (gpus) workers = gpus.length;
+    else if (o.workers !== undefined) workers = int(1, 1024)(o.workers, '--workers');
+    else {
+      const found = config.backend === 'wasm' || config.backend === 'cpu' ? [] : detectGpus();
+      gpus = found.length ? found : undefined;
+      workers = gpus ? gpus.length : defaultWorkerCount();
+    }
+    if (config.dryRun) {
+      process.stdout.write(JSON.stringify({ command: 'launch', workers, gpus: gpus ?? null, config }, null, 2) + '\n');
+      return;
+    }
+
+    const host = await hostRun({ config, ...(resumeFrom ? { resumeFrom } : {}), worldSize: workers, bind: 'tcp://127.0.0.1:0', log: logLine });
+    const children: Child[] = [];
+    let finished = false;
+    for (let rank = 0; rank < workers; rank++) {
+      const args = [CLI_BIN, 'worker', '--connect', host.endpoint, '--rank', String(rank), '--backend', config.backend, '--join-timeout', String(config.joinTimeout)];
+      const env: NodeJS.ProcessEnv = { ...process.env, DISTGAN_LAUNCHED: '1' };
+      if (gpus) {
+        args.push('--gpus', String(gpus[rank]));
+        env.CUDA_VISIBLE_DEVICES = String(gpus[rank]);
+      }
+      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env, detached: true });
+      const child: Child = { rank, proc, exited: false };
+      children.push(child);
+      pipeWithPrefix(proc.stdout, `[rank ${rank}] `);
+      pipeWithPrefix(proc.stderr, `[rank ${rank}] `);
+      proc.on('exit', (code, signal) => {
+        child.exited = true;
+        if (!finished) host.coordinator.workerExited(rank, `(pid ${proc.pid}) exited ${signal ? `on signal ${signal}` : `with code ${code}`}`);
+      });
+      proc.on('error', (e) => {
+        child.exited = true;
+        if (!finished) host.coordinator.workerExited(rank, `could not be started: ${e.message}`);
+      });
+    }
+    const onSignal = (sig: NodeJS.Signals): void => {
+      logLine(`received ${sig}: checkpointing and stopping ${workers} workers`);
+      host.coordinator.interrupt(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      await host.coordinator.run();
+    } catch (e) {
+      finished = true;
+      await waitForExit(children, 5000);
+      await host.close();
+      throw e;
+    } finally {
+      finished = true;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    await waitForExit(children, 15000);
+    await host.close();
+  });
+}
+
+export { fail, describeError };

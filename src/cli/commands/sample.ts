@@ -1,0 +1,44 @@
+/** `distgan sample`: a PNG grid of samples from a checkpoint's generator. */
+import { writeFile, rename, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { int, BACKENDS, oneOf, type BackendRequest } from '../../shared/config.js';
+import { readCheckpoint } from '../../shared/checkpoint.js';
+import { initBackend } from '../../shared/compute/backend.js';
+import { TfGanTrainer } from '../../shared/gan/trainer.js';
+import { resolveGanOptions } from '../../shared/gan/options.js';
+import { sampleShapeOf, validateModelSpec } from '../../shared/models/spec.js';
+import { renderSamples } from '../../shared/samples.js';
+import { logLine } from '../output.js';
+
+export function register(program: Command): void {
+  program
+    .command('sample')
+    .description("write a grid of generated samples from a checkpoint (a run folder's newest, or a .ckpt file)")
+    .requiredOption('--checkpoint <path>', 'run folder, checkpoints/ folder or .ckpt file')
+    .option('--count <n>', 'number of samples in the grid (default 64)', '64')
+    .option('--seed <n>', 'seed of the latents (default: the run seed, i.e. the same noise as the run\'s sample grids)')
+    .option('--backend <name>', `compute backend (default wasm)`, 'wasm')
+    .requiredOption('--out <file.png>', 'PNG file to write')
+    .action(async (o: { checkpoint: string; count: string; seed?: string; backend: string; out: string }) => {
+      const count = int(1, 4096)(o.count, '--count');
+      const backend = oneOf(BACKENDS)(o.backend, '--backend') as BackendRequest;
+      const ckpt = await readCheckpoint(o.checkpoint);
+      await initBackend(backend, { log: logLine });
+      const spec = ckpt.header.model as unknown;
+      validateModelSpec(spec);
+      const seed = o.seed !== undefined ? int(0, 2 ** 31 - 1)(o.seed, '--seed') : ckpt.header.training.seed;
+      const trainer = new TfGanTrainer(spec, resolveGanOptions({ seed: ckpt.header.training.seed }), sampleShapeOf(spec));
+      try {
+        trainer.setState(ckpt.state);
+        const png = renderSamples(trainer, spec, seed, count);
+        const out = resolve(o.out);
+        await mkdir(dirname(out), { recursive: true });
+        await writeFile(`${out}.tmp`, png);
+        await rename(`${out}.tmp`, out);
+        logLine(`wrote ${count} samples of step ${ckpt.header.step} to ${out}`);
+      } finally {
+        trainer.dispose();
+      }
+    });
+}

@@ -1,0 +1,124 @@
+/**
+ * Everything around a Coordinator that `launch` and `coordinator` share:
+ * the run folder, the coordinator's own backend and mirror, observers
+ * (progress, Prometheus, status page) and the HTTP server.
+ */
+import { mkdir, writeFile, stat, readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Registry } from 'prom-client';
+import type { Router } from 'zeromq';
+import type { RunConfig, BackendRequest } from '../shared/config.js';
+import { ConfigError } from '../shared/errors.js';
+import type { Checkpoint } from '../shared/checkpoint.js';
+import { initBackend } from '../shared/compute/backend.js';
+import { openDataset } from '../shared/data/open.js';
+import { buildRun } from '../shared/run.js';
+import { VERSION } from '../shared/version.js';
+import { Coordinator } from '../coordinator/coordinator.js';
+import type { RunObserver } from '../coordinator/observer.js';
+import { ProgressObserver } from '../coordinator/progress.js';
+import { PrometheusObserver } from '../coordinator/metrics.js';
+import { StatusObserver } from '../coordinator/status-page.js';
+import { startHttpServer } from '../coordinator/http-server.js';
+import { readEnv } from '../shared/env.js';
+
+export interface HostedRun {
+  coordinator: Coordinator;
+  endpoint: string;
+  metricsUrl?: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The coordinator needs tensors only for its mirror (sample grids, export);
+ * it never competes with workers for a GPU, so it computes on wasm unless
+ * the user asked for the cpu reference or native TensorFlow.
+ */
+function coordinatorBackend(req: BackendRequest): BackendRequest {
+  return req === 'cpu' || req === 'tensorflow' ? req : 'wasm';
+}
+
+/** Refuses to train into a folder that already holds another run's checkpoints (unless resuming it). */
+async function prepareRunFolder(out: string, resuming: boolean): Promise<void> {
+  try {
+    const st = await stat(out);
+    if (!st.isDirectory()) throw new ConfigError(`--out ${out} exists and is not a directory`);
+    if (!resuming) {
+      const ck = await readdir(join(out, 'checkpoints')).catch(() => [] as string[]);
+      if (ck.some((f) => f.endsWith('.ckpt'))) {
+        throw new ConfigError(`--out ${out} already holds a run with checkpoints; pick a new folder or continue it with --resume ${out}`);
+      }
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await mkdir(join(out, 'samples'), { recursive: true });
+  await mkdir(join(out, 'checkpoints'), { recursive: true });
+}
+
+export async function hostRun(opts: {
+  config: Readonly<RunConfig>;
+  resumeFrom?: Checkpoint;
+  worldSize: number;
+  bind: string;
+  log: (line: string) => void;
+  configureSocket?: (router: Router) => Promise<void>;
+  extraObservers?: RunObserver[];
+}): Promise<HostedRun> {
+  const { config } = opts;
+  const out = resolve(config.out);
+  await prepareRunFolder(out, opts.resumeFrom !== undefined);
+  await writeFile(join(out, 'config.json'), JSON.stringify({ ...config, out, worldSize: opts.worldSize, version: VERSION }, null, 2) + '\n');
+
+  const backend = await initBackend(coordinatorBackend(config.backend), { log: (l: string) => opts.log(`coordinator ${l}`) });
+  const dataset = await openDataset(config.dataset, { flip: false, seed: config.seed });
+  const runId = opts.resumeFrom?.header.runId ?? randomUUID();
+  const run = buildRun(config, dataset, { runId, backend: backend.name, stepTimeout: config.stepTimeout });
+  if (opts.resumeFrom && opts.resumeFrom.header.modelFingerprint !== run.wire.modelFingerprint) {
+    throw new ConfigError(`--resume: the checkpoint's model fingerprint differs from the one this distgan builds from its config`);
+  }
+  if (opts.resumeFrom && opts.resumeFrom.header.datasetFingerprint !== run.wire.datasetFingerprint) {
+    throw new ConfigError(`--resume: the dataset ${config.dataset} is not the data the checkpoint was trained on (fingerprint differs)`);
+  }
+
+  const env = readEnv();
+  const observers: RunObserver[] = [
+    new ProgressObserver({ format: config.logFormat, stream: process.stderr, isTTY: Boolean(process.stderr.isTTY) && !env.ci, every: config.logEvery }),
+  ];
+  let server: { url: string; close(): Promise<void> } | undefined;
+  if (config.metricsPort !== 0) {
+    const registry = new Registry();
+    const status = new StatusObserver();
+    observers.push(new PrometheusObserver(registry), status);
+    const started = await startHttpServer({ host: config.metricsHost, port: config.metricsPort, registry, status });
+    server = started;
+    opts.log(`metrics and status page at ${started.url}`);
+  }
+  observers.push(...(opts.extraObservers ?? []));
+
+  const coordinator = new Coordinator({
+    config,
+    worldSize: opts.worldSize,
+    bind: opts.bind,
+    run,
+    ...(opts.resumeFrom ? { resumeFrom: opts.resumeFrom } : {}),
+    observers,
+    version: VERSION,
+    log: opts.log,
+    ...(opts.configureSocket ? { configureSocket: opts.configureSocket } : {}),
+  });
+  const endpoint = await coordinator.bind();
+  return {
+    coordinator,
+    endpoint,
+    ...(server ? { metricsUrl: server.url } : {}),
+    async close() {
+      await coordinator.close();
+      await server?.close();
+      for (const o of observers) await o.close?.();
+      run.trainer.dispose();
+      await dataset.close();
+    },
+  };
+}

@@ -1,0 +1,332 @@
+/**
+ * The coordinator's decisions as a pure state machine:
+ *
+ *   step(state, event, now) → { state, actions }
+ *
+ * It owns membership (join, ranks, handshake checks), the phase sequence of a
+ * synchronous step (D, then G), every deadline, and what happens on a failure.
+ * It never touches sockets, tensors or files: the loop in coordinator.ts
+ * feeds it events (messages, child exits, clock ticks, signals) and executes
+ * the actions it returns. Tests drive it with a fake clock.
+ *
+ * Phases and their allowed transitions:
+ *
+ *   joining ──all Ready──▶ training ──last step reduced──▶ finishing ──all Finished──▶ done
+ *      │                      │                               │
+ *      └──────────────────────┴────── deadline / worker lost / error / signal ──▶ failed | interrupted
+ *
+ * In `training`, each step goes D (awaiting every rank's DResult) → G
+ * (awaiting every GResult). A rank that does not answer by the phase deadline,
+ * exits, or reports an error fails the run with a message naming the rank.
+ */
+import { PROTOCOL_VERSION, type HelloMsg, type ReadyMsg } from '../shared/protocol.js';
+import { DeadlineError, DistganError, InterruptedError, JoinRefusedError, ReplicaDivergedError, WorkerFailedError } from '../shared/errors.js';
+
+export type Phase = 'joining' | 'training' | 'finishing' | 'done' | 'failed' | 'interrupted';
+
+export interface Member {
+  rank: number;
+  identity: string;
+  host: string;
+  pid: number;
+  backend: string;
+  ready: boolean;
+}
+
+export interface MachineOptions {
+  worldSize: number;
+  /** First step to run (0, or the checkpoint's step on resume). */
+  startStep: number;
+  /** Absolute step to stop at. */
+  targetSteps: number;
+  checksumEvery: number;
+  joinTimeoutMs: number;
+  stepTimeoutMs: number;
+  modelFingerprint: string;
+  datasetFingerprint: string;
+  version: string;
+}
+
+export interface MachineState {
+  readonly opts: MachineOptions;
+  readonly phase: Phase;
+  /** Indexed by rank. */
+  readonly members: readonly (Member | undefined)[];
+  /** Step in progress (or about to start). */
+  readonly step: number;
+  readonly stepPhase: 'd' | 'g' | 'none';
+  /** Ranks whose answer to the current phase is outstanding. */
+  readonly awaiting: readonly number[];
+  /** Checksums reported in the current D phase, by rank. */
+  readonly checksums: readonly (string | undefined)[];
+  /** Absolute ms after which the current wait fails. */
+  readonly deadline: number;
+  /** Set once the run has failed or been interrupted. */
+  readonly error?: DistganError;
+}
+
+export type Event =
+  | { type: 'hello'; identity: string; msg: HelloMsg }
+  | { type: 'ready'; identity: string; msg: ReadyMsg }
+  | { type: 'result'; identity: string; phase: 'd' | 'g'; step: number; checksum?: string }
+  | { type: 'finished'; identity: string; step: number; checksum: string }
+  | { type: 'worker-error'; identity: string; code: string; message: string }
+  | { type: 'worker-exited'; rank: number; description: string }
+  | { type: 'diverged'; message: string }
+  | { type: 'interrupt'; signal: string }
+  | { type: 'tick' };
+
+export type Action =
+  | { type: 'welcome'; identity: string; rank: number }
+  | { type: 'refuse'; identity: string; code: string; reason: string }
+  | { type: 'joined'; member: Member }
+  | { type: 'init' }
+  | { type: 'start-d'; step: number; checksum: boolean }
+  | { type: 'reduce-d'; step: number }
+  | { type: 'reduce-g'; step: number }
+  | { type: 'verify-checksums'; step: number; checksums: string[] }
+  | { type: 'finish'; step: number }
+  | { type: 'done'; step: number }
+  | { type: 'fail'; error: DistganError; lostRank?: number }
+  | { type: 'log'; text: string };
+
+export interface Transition {
+  state: MachineState;
+  actions: Action[];
+}
+
+export function initialState(opts: MachineOptions, now: number): MachineState {
+  return {
+    opts,
+    phase: 'joining',
+    members: new Array(opts.worldSize).fill(undefined),
+    step: opts.startStep,
+    stepPhase: 'none',
+    awaiting: [],
+    checksums: [],
+    deadline: now + opts.joinTimeoutMs,
+  };
+}
+
+const allRanks = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+function rankOf(state: MachineState, identity: string): number {
+  return state.members.findIndex((m) => m?.identity === identity);
+}
+
+function fail(state: MachineState, error: DistganError, lostRank?: number): Transition {
+  if (state.phase === 'failed' || state.phase === 'interrupted' || state.phase === 'done') return { state, actions: [] };
+  const phase: Phase = error instanceof InterruptedError ? 'interrupted' : 'failed';
+  return {
+    state: { ...state, phase, error, awaiting: [], stepPhase: 'none' },
+    actions: [{ type: 'fail', error, ...(lostRank === undefined ? {} : { lostRank }) }],
+  };
+}
+
+function describeMissing(state: MachineState, ranks: readonly number[]): string {
+  return ranks
+    .map((r) => {
+      const m = state.members[r];
+      return m ? `rank ${r} (${m.host} pid ${m.pid})` : `rank ${r}`;
+    })
+    .join(', ');
+}
+
+/** Starts step `step`, or finishes when the target is reached. */
+function beginStep(state: MachineState, step: number, now: number): Transition {
+  const { opts } = state;
+  if (step >= opts.targetSteps) {
+    return {
+      state: { ...state, phase: 'finishing', step, stepPhase: 'none', awaiting: allRanks(opts.worldSize), deadline: now + opts.stepTimeoutMs },
+      actions: [{ type: 'finish', step }],
+    };
+  }
+  // Checksums are taken at the start of a step, after the previous G update, so
+  // every rank (and the coordinator's mirror) is compared at the same point.
+  const checksum = step > opts.startStep && step % opts.checksumEvery === 0;
+  return {
+    state: {
+      ...state,
+      phase: 'training',
+      step,
+      stepPhase: 'd',
+      awaiting: allRanks(opts.worldSize),
+      checksums: [],
+      deadline: now + opts.stepTimeoutMs,
+    },
+    actions: [{ type: 'start-d', step, checksum }],
+  };
+}
+
+function onHello(state: MachineState, identity: string, msg: HelloMsg): Transition {
+  const { opts } = state;
+  const refuse = (code: string, reason: string): Transition => ({ state, actions: [{ type: 'refuse', identity, code, reason }, { type: 'log', text: `refused ${msg.host} pid ${msg.pid}: ${reason}` }] });
+  if (state.phase !== 'joining') return refuse('DISTGAN_E_JOIN_REFUSED', `the run has already started with ${opts.worldSize} workers`);
+  if (msg.protocol !== PROTOCOL_VERSION) {
+    return refuse('DISTGAN_E_JOIN_REFUSED', `protocol version ${msg.protocol} differs from the coordinator's ${PROTOCOL_VERSION} (worker distgan ${msg.version}, coordinator ${opts.version})`);
+  }
+  const existing = rankOf(state, identity);
+  if (existing >= 0) return { state, actions: [{ type: 'welcome', identity, rank: existing }] }; // a retried Hello
+  let rank = msg.rank;
+  if (rank >= 0) {
+    if (rank >= opts.worldSize) return refuse('DISTGAN_E_JOIN_REFUSED', `rank ${rank} is outside the world size ${opts.worldSize}`);
+    const holder = state.members[rank];
+    if (holder) return refuse('DISTGAN_E_JOIN_REFUSED', `rank ${rank} is already taken by ${holder.host} pid ${holder.pid}`);
+  } else {
+    // Join order, skipping ranks that explicit-rank workers may still claim is not
+    // possible to know; take the lowest free rank.
+    rank = state.members.findIndex((m) => m === undefined);
+    if (rank < 0) return refuse('DISTGAN_E_JOIN_REFUSED', `all ${opts.worldSize} ranks are taken`);
+  }
+  const member: Member = { rank, identity, host: msg.host, pid: msg.pid, backend: msg.backend, ready: false };
+  const members = state.members.slice();
+  members[rank] = member;
+  return {
+    state: { ...state, members },
+    actions: [{ type: 'welcome', identity, rank }, { type: 'log', text: `rank ${rank} joined: ${msg.host} pid ${msg.pid}, backend ${msg.backend}` }],
+  };
+}
+
+function onReady(state: MachineState, identity: string, msg: ReadyMsg, now: number): Transition {
+  const { opts } = state;
+  const rank = rankOf(state, identity);
+  if (rank < 0 || state.phase !== 'joining') return { state, actions: [] };
+  const m = state.members[rank]!;
+  let reason: string | undefined;
+  if (msg.modelFingerprint !== opts.modelFingerprint) {
+    reason = `model+config fingerprint ${msg.modelFingerprint.slice(0, 16)} of rank ${rank} (${m.host}) differs from the coordinator's ${opts.modelFingerprint.slice(0, 16)}: the two sides built different networks (different distgan versions?)`;
+  } else if (msg.datasetFingerprint !== opts.datasetFingerprint) {
+    reason = `dataset fingerprint ${msg.datasetFingerprint.slice(0, 24)} (${msg.datasetCount} samples) of rank ${rank} (${m.host}) differs from the coordinator's ${opts.datasetFingerprint.slice(0, 24)}: that node's copy of the dataset is not the same data`;
+  }
+  if (reason) {
+    const members = state.members.slice();
+    members[rank] = undefined;
+    return { state: { ...state, members }, actions: [{ type: 'refuse', identity, code: 'DISTGAN_E_JOIN_REFUSED', reason }, { type: 'log', text: `refused rank ${rank}: ${reason}` }] };
+  }
+  const members = state.members.slice();
+  members[rank] = { ...m, ready: true };
+  const next: MachineState = { ...state, members };
+  const actions: Action[] = [{ type: 'joined', member: members[rank]! }];
+  if (members.every((x) => x?.ready)) {
+    const t = beginStep(next, opts.startStep, now);
+    return { state: t.state, actions: [...actions, { type: 'init' }, ...t.actions] };
+  }
+  return { state: next, actions };
+}
+
+function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, now: number): Transition {
+  const rank = rankOf(state, ev.identity);
+  if (rank < 0 || state.phase !== 'training' || ev.step !== state.step || ev.phase !== state.stepPhase) {
+    return { state, actions: [] }; // late or duplicate answer: safe to drop
+  }
+  if (!state.awaiting.includes(rank)) return { state, actions: [] };
+  const awaiting = state.awaiting.filter((r) => r !== rank);
+  let checksums = state.checksums;
+  if (ev.checksum !== undefined) {
+    checksums = state.checksums.slice();
+    (checksums as (string | undefined)[])[rank] = ev.checksum;
+  }
+  const next: MachineState = { ...state, awaiting, checksums };
+  if (awaiting.length > 0) return { state: next, actions: [] };
+  if (ev.phase === 'd') {
+    const actions: Action[] = [];
+    const reported = checksums.filter((c): c is string => c !== undefined);
+    if (reported.length > 0) {
+      const distinct = new Set(reported);
+      if (reported.length !== state.opts.worldSize || distinct.size > 1) {
+        const groups = new Map<string, number[]>();
+        checksums.forEach((c, r) => groups.set(c ?? 'missing', [...(groups.get(c ?? 'missing') ?? []), r]));
+        const detail = [...groups.entries()].map(([c, rs]) => `ranks ${rs.join(',')}: ${c.slice(0, 16)}`).join('; ');
+        return fail(next, new ReplicaDivergedError(`replica weights diverged before step ${state.step}: ${detail}`));
+      }
+      actions.push({ type: 'verify-checksums', step: state.step, checksums: reported });
+    }
+    actions.push({ type: 'reduce-d', step: state.step });
+    return {
+      state: { ...next, stepPhase: 'g', awaiting: allRanks(state.opts.worldSize), deadline: now + state.opts.stepTimeoutMs },
+      actions,
+    };
+  }
+  const t = beginStep(next, state.step + 1, now);
+  return { state: t.state, actions: [{ type: 'reduce-g', step: state.step }, ...t.actions] };
+}
+
+function onFinished(state: MachineState, ev: Extract<Event, { type: 'finished' }>): Transition {
+  const rank = rankOf(state, ev.identity);
+  if (rank < 0 || state.phase !== 'finishing' || !state.awaiting.includes(rank)) return { state, actions: [] };
+  const checksums = state.checksums.slice() as (string | undefined)[];
+  checksums[rank] = ev.checksum;
+  const awaiting = state.awaiting.filter((r) => r !== rank);
+  const next: MachineState = { ...state, awaiting, checksums };
+  if (awaiting.length > 0) return { state: next, actions: [] };
+  const distinct = new Set(checksums);
+  if (distinct.size > 1) {
+    const detail = checksums.map((c, r) => `rank ${r}: ${String(c).slice(0, 16)}`).join('; ');
+    return fail(next, new ReplicaDivergedError(`replica weights diverged at the end of the run: ${detail}`));
+  }
+  return {
+    state: { ...next, phase: 'done' },
+    actions: [{ type: 'verify-checksums', step: state.step, checksums: checksums as string[] }, { type: 'done', step: state.step }],
+  };
+}
+
+function onTick(state: MachineState, now: number): Transition {
+  if (now < state.deadline) return { state, actions: [] };
+  const secs = (ms: number): string => `${(ms / 1000).toFixed(0)} s`;
+  if (state.phase === 'joining') {
+    const missing = state.members.map((m, r) => (m?.ready ? -1 : r)).filter((r) => r >= 0);
+    const notJoined = state.members.filter((m) => m === undefined).length;
+    const building = missing.filter((r) => state.members[r] !== undefined);
+    const parts: string[] = [];
+    if (notJoined > 0) parts.push(`${notJoined} of ${state.opts.worldSize} workers never joined`);
+    if (building.length > 0) parts.push(`${describeMissing(state, building)} joined but did not finish building the run`);
+    return fail(state, new DeadlineError(`join deadline (${secs(state.opts.joinTimeoutMs)}, --join-timeout) passed: ${parts.join('; ')}`));
+  }
+  if (state.phase === 'training' || state.phase === 'finishing') {
+    const what = state.phase === 'finishing' ? 'the final update' : `the ${state.stepPhase.toUpperCase()} phase of step ${state.step}`;
+    const lost = state.awaiting[0];
+    return fail(
+      state,
+      new WorkerFailedError(lost ?? -1, `${describeMissing(state, state.awaiting)} did not answer ${what} within ${secs(state.opts.stepTimeoutMs)} (--step-timeout): lost or stalled`),
+      lost,
+    );
+  }
+  return { state, actions: [] };
+}
+
+export function step(state: MachineState, event: Event, now: number): Transition {
+  if (state.phase === 'done' || state.phase === 'failed' || state.phase === 'interrupted') return { state, actions: [] };
+  switch (event.type) {
+    case 'hello':
+      return onHello(state, event.identity, event.msg);
+    case 'ready':
+      return onReady(state, event.identity, event.msg, now);
+    case 'result':
+      return onResult(state, event, now);
+    case 'finished':
+      return onFinished(state, event);
+    case 'worker-error': {
+      const rank = rankOf(state, event.identity);
+      if (rank < 0) return { state, actions: [] };
+      if (state.phase === 'joining') {
+        const members = state.members.slice();
+        members[rank] = undefined;
+        return fail({ ...state, members }, new JoinRefusedError(`rank ${rank} (${state.members[rank]!.host}) could not build the run: ${event.message} [${event.code}]`), rank);
+      }
+      return fail(state, new WorkerFailedError(rank, `rank ${rank} (${state.members[rank]!.host}) failed: ${event.message} [${event.code}]`), rank);
+    }
+    case 'worker-exited':
+      return fail(state, new WorkerFailedError(event.rank, `rank ${event.rank} ${event.description}`), event.rank);
+    case 'diverged':
+      return fail(state, new ReplicaDivergedError(event.message));
+    case 'interrupt':
+      return fail(state, new InterruptedError(`interrupted by ${event.signal}`));
+    case 'tick':
+      return onTick(state, now);
+  }
+}
+
+/** Steps fully completed (D and G applied) in the current state. */
+export function completedSteps(state: MachineState): number {
+  return state.step;
+}

@@ -1,0 +1,40 @@
+/**
+ * Sample grids from fixed noise: the same 64 latents (drawn once from the run
+ * seed) every time, so successive grids show how G evolves rather than noise.
+ */
+import { mkdir, rename, writeFile, copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Stream, normalRows } from './rng.js';
+import type { ModelSpec } from './models/spec.js';
+import type { GanTrainer } from './gan/api.js';
+import { imageGridPng, scatterPng } from './image/grid.js';
+import { positionRange } from './data/sampler.js';
+
+export const SAMPLE_COUNT = 64;
+
+export function fixedLatents(spec: ModelSpec, seed: number, count = SAMPLE_COUNT): Float32Array {
+  return normalRows(new Float32Array(count * spec.latentDim), seed, Stream.FixedSampleLatent, 0, positionRange(0, count), spec.latentDim);
+}
+
+/** Renders `count` samples of G as a PNG (an image grid, or a scatter plot for 2-D points). */
+export function renderSamples(trainer: GanTrainer, spec: ModelSpec, seed: number, count = SAMPLE_COUNT): Buffer {
+  const n = spec.kind === 'mlp' ? Math.max(count, 1000) : count;
+  const latents = spec.kind === 'mlp'
+    ? normalRows(new Float32Array(n * spec.latentDim), seed, Stream.FixedSampleLatent, 0, positionRange(0, n), spec.latentDim)
+    : fixedLatents(spec, seed, n);
+  const out = trainer.generate(latents, n);
+  if (spec.kind === 'mlp') return scatterPng(out, n, spec.outputDim);
+  return imageGridPng(out, n, spec.resolution, spec.resolution, spec.channels);
+}
+
+/** Writes samples/step-XXXXXXXX.png and refreshes samples/latest.png atomically. Returns the step file's path. */
+export async function writeSampleGrid(run: { trainer: GanTrainer; spec: ModelSpec; training: { seed: number } }, dir: string, step: number): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const png = renderSamples(run.trainer, run.spec, run.training.seed);
+  const file = join(dir, `step-${String(step).padStart(8, '0')}.png`);
+  await writeFile(`${file}.tmp`, png);
+  await rename(`${file}.tmp`, file);
+  await copyFile(file, join(dir, 'latest.png.tmp'));
+  await rename(join(dir, 'latest.png.tmp'), join(dir, 'latest.png'));
+  return file;
+}

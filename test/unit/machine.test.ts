@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { initialState, step, type Action, type Event, type MachineOptions, type MachineState } from '../../src/coordinator/machine.js';
+import { MsgType, PROTOCOL_VERSION, type HelloMsg, type ReadyMsg } from '../../src/shared/protocol.js';
+
+const OPTS: MachineOptions = {
+  worldSize: 2,
+  startStep: 0,
+  targetSteps: 2,
+  checksumEvery: 1,
+  joinTimeoutMs: 10_000,
+  stepTimeoutMs: 5_000,
+  modelFingerprint: 'model-fp',
+  datasetFingerprint: 'data-fp',
+  version: '0.1.0',
+};
+
+const hello = (rank = -1, protocol = PROTOCOL_VERSION): HelloMsg => ({ t: MsgType.Hello, protocol, version: '0.1.0', host: 'h', pid: 100 + rank, backend: 'wasm', backendReason: '', rank });
+const ready = (rank: number, data = 'data-fp'): ReadyMsg => ({ t: MsgType.Ready, rank, modelFingerprint: 'model-fp', datasetFingerprint: data, datasetCount: 10 });
+
+/** Drives the machine with a fake clock, collecting actions. */
+function drive(events: Array<[Event, number]>, opts = OPTS): { state: MachineState; actions: Action[] } {
+  let state = initialState(opts, 0);
+  const actions: Action[] = [];
+  for (const [ev, now] of events) {
+    const t = step(state, ev, now);
+    state = t.state;
+    actions.push(...t.actions);
+  }
+  return { state, actions };
+}
+
+const types = (a: Action[]): string[] => a.filter((x) => x.type !== 'log').map((x) => x.type);
+
+const joinBoth: Array<[Event, number]> = [
+  [{ type: 'hello', identity: 'a', msg: hello() }, 1],
+  [{ type: 'hello', identity: 'b', msg: hello() }, 2],
+  [{ type: 'ready', identity: 'a', msg: ready(0) }, 3],
+  [{ type: 'ready', identity: 'b', msg: ready(1) }, 4],
+];
+
+test('join assigns ranks in order and starts step 0 once all are ready', () => {
+  const { state, actions } = drive(joinBoth);
+  assert.deepEqual(types(actions), ['welcome', 'welcome', 'joined', 'joined', 'init', 'start-d']);
+  assert.equal(state.phase, 'training');
+  assert.equal(state.stepPhase, 'd');
+  assert.equal(state.deadline, 4 + 5_000);
+  assert.deepEqual(state.members.map((m) => m?.identity), ['a', 'b']);
+});
+
+test('a full run: D then G each step, checksums compared, then finish and done', () => {
+  const r = (id: string, phase: 'd' | 'g', s: number, checksum?: string): [Event, number] => [{ type: 'result', identity: id, phase, step: s, ...(checksum ? { checksum } : {}) }, 10];
+  const { state, actions } = drive([
+    ...joinBoth,
+    r('a', 'd', 0), r('b', 'd', 0), r('a', 'g', 0), r('b', 'g', 0),
+    r('a', 'd', 1, 'x'), r('b', 'd', 1, 'x'), r('b', 'g', 1), r('a', 'g', 1),
+    [{ type: 'finished', identity: 'a', step: 2, checksum: 'y' }, 20],
+    [{ type: 'finished', identity: 'b', step: 2, checksum: 'y' }, 21],
+  ]);
+  assert.deepEqual(types(actions), [
+    'welcome', 'welcome', 'joined', 'joined', 'init', 'start-d',
+    'reduce-d', 'reduce-g', 'start-d',
+    'verify-checksums', 'reduce-d', 'reduce-g', 'finish',
+    'verify-checksums', 'done',
+  ]);
+  assert.equal(state.phase, 'done');
+  const sd = actions.filter((a) => a.type === 'start-d') as Array<Extract<Action, { type: 'start-d' }>>;
+  assert.deepEqual(sd.map((a) => a.checksum), [false, true], 'no checksum before the first update');
+});
+
+test('late and duplicate answers are ignored', () => {
+  const { state, actions } = drive([
+    ...joinBoth,
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0 }, 5],
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0 }, 6],
+    [{ type: 'result', identity: 'a', phase: 'g', step: 0 }, 7],
+    [{ type: 'result', identity: 'zz', phase: 'd', step: 0 }, 8],
+  ]);
+  assert.equal(types(actions).includes('reduce-d'), false);
+  assert.deepEqual(state.awaiting, [1]);
+});
+
+test('a silent rank fails the run at the step deadline, naming it', () => {
+  const { state, actions } = drive([
+    ...joinBoth,
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0 }, 100],
+    [{ type: 'tick' }, 5_003],
+    [{ type: 'tick' }, 5_004],
+  ]);
+  const f = actions.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>;
+  assert.ok(f, 'failed');
+  assert.equal(f.lostRank, 1);
+  assert.match(f.error.message, /rank 1 \(h pid 99\) did not answer the D phase of step 0 within 5 s/);
+  assert.equal(f.error.code, 'DISTGAN_E_WORKER_FAILED');
+  assert.equal(state.phase, 'failed');
+  assert.equal(step(state, { type: 'tick' }, 99_999).actions.length, 0, 'a failed machine does nothing more');
+});
+
+test('the join deadline says how many workers are missing', () => {
+  const { actions } = drive([
+    [{ type: 'hello', identity: 'a', msg: hello() }, 1],
+    [{ type: 'ready', identity: 'a', msg: ready(0) }, 2],
+    [{ type: 'tick' }, 10_001],
+  ]);
+  const f = actions.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>;
+  assert.match(f.error.message, /join deadline \(10 s, --join-timeout\) passed: 1 of 2 workers never joined/);
+});
+
+test('handshake refusals: protocol version, dataset fingerprint, taken rank', () => {
+  const a = drive([[{ type: 'hello', identity: 'a', msg: hello(-1, PROTOCOL_VERSION + 1) }, 1]]).actions;
+  assert.match((a.find((x) => x.type === 'refuse') as { reason: string }).reason, /protocol version 2 differs/);
+  const b = drive([
+    [{ type: 'hello', identity: 'a', msg: hello() }, 1],
+    [{ type: 'ready', identity: 'a', msg: ready(0, 'other-data') }, 2],
+  ]);
+  assert.match((b.actions.find((x) => x.type === 'refuse') as { reason: string }).reason, /dataset fingerprint .* differs .* not the same data/);
+  assert.equal(b.state.members[0], undefined, 'the refused worker frees its rank');
+  const c = drive([
+    [{ type: 'hello', identity: 'a', msg: hello(1) }, 1],
+    [{ type: 'hello', identity: 'b', msg: hello(1) }, 2],
+  ]).actions;
+  assert.match((c.find((x) => x.type === 'refuse') as { reason: string }).reason, /rank 1 is already taken/);
+});
+
+test('diverging checksums stop the run naming the ranks', () => {
+  const { actions } = drive([
+    ...joinBoth,
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0 }, 5],
+    [{ type: 'result', identity: 'b', phase: 'd', step: 0 }, 5],
+    [{ type: 'result', identity: 'a', phase: 'g', step: 0 }, 5],
+    [{ type: 'result', identity: 'b', phase: 'g', step: 0 }, 5],
+    [{ type: 'result', identity: 'a', phase: 'd', step: 1, checksum: 'aaaa' }, 6],
+    [{ type: 'result', identity: 'b', phase: 'd', step: 1, checksum: 'bbbb' }, 6],
+  ]);
+  const f = actions.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>;
+  assert.equal(f.error.code, 'DISTGAN_E_REPLICA_DIVERGED');
+  assert.match(f.error.message, /ranks 0: aaaa; ranks 1: bbbb/);
+});
+
+test('a worker exit or a signal fails the run', () => {
+  const ex = drive([...joinBoth, [{ type: 'worker-exited', rank: 1, description: '(pid 7) exited on signal SIGKILL' }, 9]]).actions;
+  const f = ex.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>;
+  assert.match(f.error.message, /rank 1 \(pid 7\) exited on signal SIGKILL/);
+  const sig = drive([...joinBoth, [{ type: 'interrupt', signal: 'SIGTERM' }, 9]]);
+  assert.equal(sig.state.phase, 'interrupted');
+  assert.equal((sig.actions.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>).error.code, 'DISTGAN_E_INTERRUPTED');
+});
