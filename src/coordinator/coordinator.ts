@@ -97,6 +97,7 @@ export class Coordinator {
   private stepsDone = 0;
   private lastStats = { dLoss: NaN, gLoss: NaN, dAccuracyReal: NaN, dAccuracyFake: NaN };
   private stepTimes: number[] = [];
+  private exchangeTimes: number[] = [];
   private readonly runSpec: RunSpecWire;
 
   constructor(private readonly opts: CoordinatorOptions) {
@@ -400,6 +401,7 @@ export class Coordinator {
     }));
     const stepSeconds = (end - this.stepStart) / 1000;
     this.stepTimes.push(stepSeconds);
+    this.exchangeTimes.push(phaseSeconds.d_exchange + phaseSeconds.g_exchange);
     this.imagesDone += B;
     const report: StepReport = {
       step: stepNumber,
@@ -458,9 +460,11 @@ export class Coordinator {
 
   private summary(): RunSummary {
     const wall = this.runStart ? (this.now() - this.runStart) / 1000 : 0;
-    // Throughput excludes the first step, which pays for kernel/shader warm-up.
-    const steady = this.stepTimes.length > 1 ? this.stepTimes.slice(1) : this.stepTimes;
+    // Steady state excludes the first two steps, which pay for kernel/shader warm-up.
+    const skip = this.stepTimes.length > 4 ? 2 : this.stepTimes.length > 1 ? 1 : 0;
+    const steady = this.stepTimes.slice(skip);
     const steadySeconds = steady.reduce((a, b) => a + b, 0);
+    const ex = this.exchangeTimes.slice(skip);
     return {
       steps: this.stepsDone,
       images: this.imagesDone,
@@ -469,6 +473,7 @@ export class Coordinator {
       worldSize: this.opts.worldSize,
       backend: [...new Set(this.state.members.map((m) => m?.backend ?? '?'))].join(','),
       wallSeconds: wall,
+      exchangeSecondsPerStep: ex.length ? ex.reduce((a, b) => a + b, 0) / ex.length : 0,
     };
   }
 
@@ -489,7 +494,7 @@ export class Coordinator {
     const stepNumber = this.stepsDone;
     await this.writeSample(stepNumber);
     const ckpt = await this.writeCheckpointNow(stepNumber);
-    await exportGenerator(run.trainer, run.spec, join(out, 'generator'));
+    await exportGenerator(run.trainer, out);
     const summary = this.summary();
     await writeJsonAtomic(join(out, 'summary.json'), summary);
     await this.stopAll('run complete', false);

@@ -84,6 +84,8 @@ export interface RunSummary {
   worldSize: number;
   backend: string;
   wallSeconds: number;
+  /** Mean D+G exchange seconds per steady-state step (transfer, averaging, waiting). */
+  exchangeSecondsPerStep: number;
 }
 
 export interface RunObserver {

@@ -16,7 +16,7 @@ export interface BuiltRun {
   spec: ModelSpec;
   gan: GanOptions;
   training: TrainingConfig;
-  trainer: GanTrainer;
+  trainer: TfGanTrainer;
   wire: RunSpecWire;
   /** Backend the trainer runs on in this process. */
   backend: string;

@@ -1,0 +1,69 @@
+/**
+ * One compute measurement in its own process (kernel registries are
+ * per-process): a single-process GAN training loop — D gradients, D apply,
+ * G gradients, G apply — on one backend variant. Prints one JSON line.
+ *
+ *   node dist/bench/compute-child.js <variant> <batch> <warmupSteps> <timedSteps> [width]
+ *
+ * variants: ours (initBackend's choice: wasm + distgan kernels here),
+ *           wasm-stock (no distgan kernels), wasm-filter-only (distgan's
+ *           Conv2DBackpropFilter, stock Conv2DBackpropInput), cpu (stock).
+ */
+import { tf } from '../src/shared/compute/tf.js';
+import { initBackend } from '../src/shared/compute/backend.js';
+import { unregisterWasmKernels } from '../src/shared/compute/kernels/register.js';
+import { conv2dBackpropFilterConfig } from '../src/shared/compute/kernels/conv2d_backprop_filter.js';
+import { MnistDataset } from '../src/shared/data/mnist.js';
+import { EpochSampler, positionRange } from '../src/shared/data/sampler.js';
+import { TfGanTrainer } from '../src/shared/gan/trainer.js';
+import { resolveGanOptions } from '../src/shared/gan/options.js';
+import { resolveModelSpec } from '../src/shared/models/spec.js';
+import { describeError } from '../src/shared/errors.js';
+
+export interface ComputeChildResult {
+  variant: string;
+  backend: string;
+  batchSize: number;
+  steps: number;
+  imagesPerSecond: number;
+  secondsPerStep: number;
+  error?: string;
+}
+
+export async function plainLoop(variant: string, batch: number, warmup: number, steps: number, width = 1, backendRequest = 'wasm'): Promise<ComputeChildResult> {
+  const request = variant === 'cpu' ? 'cpu' : variant === 'ours' ? backendRequest : 'wasm';
+  const choice = await initBackend(request as 'wasm', { log: () => {} });
+  if (variant === 'wasm-stock' || variant === 'wasm-filter-only') unregisterWasmKernels();
+  if (variant === 'wasm-filter-only') tf.registerKernel(conv2dBackpropFilterConfig);
+  const ds = await MnistDataset.load();
+  const spec = resolveModelSpec('dcgan', ds.shape, { width });
+  const trainer = new TfGanTrainer(spec, resolveGanOptions({ seed: 1 }), ds.shape);
+  const sampler = new EpochSampler(ds.count, batch, 1);
+  const positions = positionRange(0, batch);
+  const one = async (s: number): Promise<void> => {
+    const real = await ds.read(sampler.indices(s));
+    const d = await trainer.computeDGradients({ step: s, positions, globalBatch: batch, real });
+    trainer.applyDGradients(d.gradients, d.aux);
+    const g = await trainer.computeGGradients({ step: s, positions, globalBatch: batch });
+    trainer.applyGGradients(g.gradients, g.aux);
+  };
+  try {
+    for (let s = 0; s < warmup; s++) await one(s);
+    const t0 = performance.now();
+    for (let s = warmup; s < warmup + steps; s++) await one(s);
+    const secs = (performance.now() - t0) / 1000;
+    return { variant, backend: choice.name, batchSize: batch, steps, imagesPerSecond: (batch * steps) / secs, secondsPerStep: secs / steps };
+  } catch (e) {
+    return { variant, backend: choice.name, batchSize: batch, steps: 0, imagesPerSecond: 0, secondsPerStep: NaN, error: describeError(e) };
+  } finally {
+    trainer.dispose();
+  }
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/.*\/dist\//, '/dist/'));
+if (isMain) {
+  const [variant = 'ours', batch = '64', warmup = '2', steps = '10', width = '1', backend = 'wasm'] = process.argv.slice(2);
+  const r = await plainLoop(variant, Number(batch), Number(warmup), Number(steps), Number(width), backend);
+  process.stdout.write(JSON.stringify(r) + '\n');
+  process.exit(0);
+}

@@ -1,0 +1,48 @@
+/**
+ * `distgan bench --suite compute`: DCGAN-MNIST training throughput at batch 64
+ * on the selected backend, with the stock variants side by side, each in its
+ * own process of the same invocation. The last stdout line is the JSON result.
+ */
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../src/shared/version.js';
+import { runJsonChild } from './child.js';
+import type { ComputeChildResult } from './compute-child.js';
+
+export interface ComputeBenchOptions {
+  backend: string;
+  batchSize: number;
+  steps: number;
+  /** Also time the stock cpu backend (one step at batch 4: ~30 s). */
+  withCpu: boolean;
+  log: (line: string) => void;
+}
+
+export async function runComputeBench(o: ComputeBenchOptions): Promise<Record<string, unknown>> {
+  const child = join(PACKAGE_ROOT, 'dist', 'bench', 'compute-child.js');
+  const run = async (variant: string, batch: number, warmup: number, steps: number, timeoutS: number) => {
+    o.log(`compute: ${variant} at batch ${batch} (${warmup} warm-up + ${steps} timed steps)`);
+    const r = await runJsonChild<ComputeChildResult>([child, variant, String(batch), String(warmup), String(steps), '1', o.backend], timeoutS * 1000);
+    const res = r.result;
+    if (res?.error || r.error) o.log(`  ${variant}: ${res?.error ?? r.error}`);
+    else if (res) o.log(`  ${variant}: ${res.imagesPerSecond.toFixed(1)} img/s (${res.secondsPerStep.toFixed(3)} s/step) on ${res.backend}`);
+    return res ?? { variant, backend: '?', batchSize: batch, steps: 0, imagesPerSecond: 0, secondsPerStep: NaN, error: r.error };
+  };
+  const ours = await run('ours', o.batchSize, 2, o.steps, 900);
+  const filterOnly = await run('wasm-filter-only', o.batchSize, 1, Math.max(2, Math.floor(o.steps / 3)), 900);
+  const stock = await run('wasm-stock', o.batchSize, 0, 1, 300);
+  const cpu = o.withCpu ? await run('cpu', 4, 0, 1, 900) : undefined;
+  return {
+    suite: 'compute',
+    backend: ours.backend,
+    batchSize: o.batchSize,
+    imagesPerSecond: ours.imagesPerSecond,
+    secondsPerStep: ours.secondsPerStep,
+    sideBySide: {
+      wasmOurKernelsImagesPerSecond: ours.backend === 'wasm' ? ours.imagesPerSecond : null,
+      wasmStockBackpropInputImagesPerSecond: filterOnly.error ? null : filterOnly.imagesPerSecond,
+      wasmStock: stock.error ? `fails: ${stock.error.slice(0, 200)}` : stock.imagesPerSecond,
+      cpuStockBatch4ImagesPerSecond: cpu ? (cpu.error ? `fails: ${cpu.error.slice(0, 200)}` : cpu.imagesPerSecond) : 'skipped (pass --with-cpu; ~30 s per step even at batch 4)',
+    },
+    ...(ours.error ? { error: ours.error } : {}),
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * `distgan bench --suite scaling`, in one invocation on one machine:
+ *  - plain: a single-process loop over the same trainer, batch and backend
+ *    (no coordinator, no sockets);
+ *  - distgan with 1 worker at the same global batch;
+ *  - distgan with 2 workers, each at that per-worker batch (global 2×);
+ *  - the per-step gradient exchange time distgan measured (2 workers);
+ *  - the raw ZeroMQ transfer of the same bytes between processes.
+ * Every figure is steady-state (warm-up steps excluded).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI_BIN, PACKAGE_ROOT } from '../src/shared/version.js';
+import { runJsonChild } from './child.js';
+import type { ComputeChildResult } from './compute-child.js';
+import { measureRawTransfer } from './raw-transfer.js';
+import { spawn } from 'node:child_process';
+
+interface Summary {
+  imagesPerSecond: number;
+  exchangeSecondsPerStep?: number;
+  steps: number;
+}
+
+async function launchRun(workers: number, batch: number, steps: number, backend: string, log: (l: string) => void): Promise<Summary> {
+  const out = await mkdtemp(join(tmpdir(), 'distgan-bench-'));
+  try {
+    const args = [CLI_BIN, 'launch', '--workers', String(workers), '--batch-size', String(batch), '--steps', String(steps), '--backend', backend, '--metrics-port', '0', '--sample-every', '0', '--checkpoint-every', '0', '--checksum-every', '1000000', '--log-format', 'plain', '--log-every', '1000', '--out', out];
+    const code = await new Promise<number>((resolve) => {
+      const p = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const timer = setTimeout(() => p.kill('SIGTERM'), 1_200_000);
+      p.on('exit', (c) => {
+        clearTimeout(timer);
+        if (c !== 0) log(err.split('\n').slice(-5).join('\n'));
+        resolve(c ?? 1);
+      });
+    });
+    if (code !== 0) throw new Error(`distgan launch --workers ${workers} exited ${code}`);
+    return JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as Summary;
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+export async function runScalingBench(o: { backend: string; perWorkerBatch: number; steps: number; log: (l: string) => void }): Promise<Record<string, unknown>> {
+  const B = o.perWorkerBatch;
+  o.log(`scaling: plain single-process loop at batch ${B}`);
+  const plainRun = await runJsonChild<ComputeChildResult>([join(PACKAGE_ROOT, 'dist', 'bench', 'compute-child.js'), 'ours', String(B), '2', String(o.steps), '1', o.backend], 1_200_000);
+  if (!plainRun.result || plainRun.result.error) throw new Error(`plain loop failed: ${plainRun.result?.error ?? plainRun.error}`);
+  const plain = plainRun.result.imagesPerSecond;
+  o.log(`  plain: ${plain.toFixed(1)} img/s`);
+  o.log(`scaling: distgan launch --workers 1 --batch-size ${B}`);
+  const one = await launchRun(1, B, o.steps + 2, o.backend, o.log);
+  o.log(`  1 worker: ${one.imagesPerSecond.toFixed(1)} img/s`);
+  o.log(`scaling: distgan launch --workers 2 --batch-size ${2 * B}`);
+  const two = await launchRun(2, 2 * B, o.steps + 2, o.backend, o.log);
+  o.log(`  2 workers: ${two.imagesPerSecond.toFixed(1)} img/s, exchange ${(two.exchangeSecondsPerStep ?? NaN).toFixed(4)} s/step`);
+  // DCGAN-MNIST gradient sizes: G 846,273 floats, D 212,865 (plus G's BN statistics as aux).
+  const gBytes = (846_273 + 12_672) * 4;
+  const dBytes = 212_865 * 4;
+  o.log('scaling: raw ZeroMQ transfer of the same bytes, 2 dealer processes');
+  const raw = await measureRawTransfer({ workers: 2, gBytes, dBytes, steps: 30, warmup: 5 });
+  o.log(`  raw: ${raw.toFixed(4)} s/step`);
+  const exchange = two.exchangeSecondsPerStep ?? NaN;
+  return {
+    suite: 'scaling',
+    backend: plainRun.result.backend,
+    perWorkerBatch: B,
+    steps: o.steps,
+    plainImagesPerSecond: plain,
+    oneWorkerImagesPerSecond: one.imagesPerSecond,
+    twoWorkerImagesPerSecond: two.imagesPerSecond,
+    exchangeSecondsPerStep: exchange,
+    rawTransferSecondsPerStep: raw,
+    oneWorkerOverPlain: one.imagesPerSecond / plain,
+    twoWorkersOverOne: two.imagesPerSecond / one.imagesPerSecond,
+    exchangeOverRaw: exchange / raw,
+  };
+}
