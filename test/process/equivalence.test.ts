@@ -17,7 +17,7 @@ import { EpochSampler, positionRange } from '../../src/shared/data/sampler.js';
 
 const STEPS = 10;
 const common = (batch: number): string[] => [
-  '--dataset', 'mnist', '--model', 'dcgan', '--no-batch-norm', '--width', '0.25', '--steps', String(STEPS), '--batch-size', String(batch),
+  '--dataset', 'mnist', '--model', 'dcgan', '--no-batch-norm', '--width', '1', '--steps', String(STEPS), '--batch-size', String(batch),
   '--backend', 'wasm', '--metrics-port', '0', '--log-format', 'json', '--log-every', '1', '--sample-every', '0', '--checkpoint-every', '0', '--checksum-every', '3',
 ];
 
@@ -60,7 +60,7 @@ test('2 workers = 1 worker at the same global batch; 3 uneven workers = 1 worker
 
     // The plain single-process loop over the same trainer: no coordinator, no sockets.
     await initBackend('wasm', { log: () => {} });
-    const cfg = resolveConfig({ dataset: 'mnist', model: 'dcgan', batchNorm: false, width: 0.25, batchSize: 16, steps: STEPS });
+    const cfg = resolveConfig({ dataset: 'mnist', model: 'dcgan', batchNorm: false, width: 1, batchSize: 16, steps: STEPS });
     const ds = await openDataset('mnist');
     const run = buildRun(cfg, ds, { runId: 'plain', backend: 'wasm', stepTimeout: 60 });
     const sampler = new EpochSampler(ds.count, 16, cfg.seed);

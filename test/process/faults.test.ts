@@ -30,15 +30,16 @@ const stepLines = (text: string): StepLine[] =>
 test('SIGKILL of a worker: the coordinator names the rank, exits non-zero in time, leaves no process, and its checkpoint resumes', { timeout: 300_000 }, async () => {
   const dir = await tempDir();
   const out = join(dir, 'run');
+  let run: ReturnType<typeof startCli> | undefined;
   try {
     const stepTimeout = 15;
-    const run = startCli(['launch', '--workers', '2', ...tiny, '--steps', '100000', '--step-timeout', String(stepTimeout), '--checkpoint-every', '1000', '--out', out], { timeoutMs: 200_000 });
+    run = startCli(['launch', '--workers', '2', ...tiny, '--steps', '100000', '--step-timeout', String(stepTimeout), '--checkpoint-every', '1000', '--out', out], { timeoutMs: 200_000 });
     const pids = new Map<number, number>();
     for (const r of [0, 1]) {
       const m = await run.waitFor(new RegExp(`rank ${r} joined: \\S+ pid (\\d+)`), 120_000);
       pids.set(r, Number(m[1]));
     }
-    await run.waitFor(/"event":"step","step":30,/, 120_000);
+    await run.waitFor(/"event":"step","ts":[\d.]+,"step":30,/, 120_000);
     const killedAt = Date.now();
     process.kill(pids.get(1)!, 'SIGKILL');
     const res = await run.done;
@@ -54,6 +55,7 @@ test('SIGKILL of a worker: the coordinator names the rank, exits non-zero in tim
     assert.equal(resumed.code, 0, resumed.stderr.slice(-2000));
     assert.equal((await readCheckpoint(out)).header.step, ck.header.step + 5);
   } finally {
+    if (run && run.proc.exitCode === null) run.proc.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   }
 });
