@@ -68,9 +68,7 @@ export async function hostRun(opts: {
 }): Promise<HostedRun> {
   const { config } = opts;
   const out = resolve(config.out);
-  await prepareRunFolder(out, opts.resumeFrom !== undefined);
-  await writeFile(join(out, 'config.json'), JSON.stringify({ ...config, out, worldSize: opts.worldSize, version: VERSION }, null, 2) + '\n');
-
+  // Everything that can reject bad input runs before the run folder is created.
   const backend = await initBackend(coordinatorBackend(config.backend), { log: (l: string) => opts.log(`coordinator ${l}`) });
   const dataset = await openDataset(config.dataset, { flip: false, seed: config.seed });
   const runId = opts.resumeFrom?.header.runId ?? randomUUID();
@@ -82,18 +80,22 @@ export async function hostRun(opts: {
     throw new ConfigError(`--resume: the dataset ${config.dataset} is not the data the checkpoint was trained on (fingerprint differs)`);
   }
 
+  await prepareRunFolder(out, opts.resumeFrom !== undefined);
+  await writeFile(join(out, 'config.json'), JSON.stringify({ ...config, out, worldSize: opts.worldSize, version: VERSION }, null, 2) + '\n');
+
   const env = readEnv();
-  const observers: RunObserver[] = [
-    new ProgressObserver({ format: config.logFormat, stream: process.stderr, isTTY: Boolean(process.stderr.isTTY) && !env.ci, every: config.logEvery }),
-  ];
+  const progress = new ProgressObserver({ format: config.logFormat, stream: process.stderr, isTTY: Boolean(process.stderr.isTTY) && !env.ci, every: config.logEvery });
+  const observers: RunObserver[] = [progress];
+  // Log lines go through the progress observer so they never land on a progress bar's line.
+  const log = (line: string): void => progress.printLine(`distgan: ${line}`);
   let server: { url: string; close(): Promise<void> } | undefined;
   if (config.metricsPort !== 0) {
     const registry = new Registry();
     const status = new StatusObserver();
     observers.push(new PrometheusObserver(registry), status);
-    const started = await startHttpServer({ host: config.metricsHost, port: config.metricsPort, registry, status });
+    const started = await startHttpServer({ host: config.metricsHost, port: config.metricsPort, registry, status, onError: (e) => log(`status server: ${String(e)}`) });
     server = started;
-    opts.log(`metrics and status page at ${started.url}`);
+    log(`metrics and status page at ${started.url}`);
   }
   observers.push(...(opts.extraObservers ?? []));
 
@@ -105,7 +107,7 @@ export async function hostRun(opts: {
     ...(opts.resumeFrom ? { resumeFrom: opts.resumeFrom } : {}),
     observers,
     version: VERSION,
-    log: opts.log,
+    log,
     ...(opts.configureSocket ? { configureSocket: opts.configureSocket } : {}),
   });
   const endpoint = await coordinator.bind();

@@ -16,8 +16,10 @@ import { resolveConfig } from '../../src/shared/config.js';
 import { EpochSampler, positionRange } from '../../src/shared/data/sampler.js';
 
 const STEPS = 10;
-const common = (batch: number): string[] => [
-  '--dataset', 'mnist', '--model', 'dcgan', '--no-batch-norm', '--width', '1', '--steps', String(STEPS), '--batch-size', String(batch),
+const DCGAN = ['--dataset', 'mnist', '--model', 'dcgan', '--no-batch-norm', '--width', '1'];
+const MLP = ['--dataset', 'ring8', '--model', 'mlp'];
+const common = (batch: number, model: string[]): string[] => [
+  ...model, '--steps', String(STEPS), '--batch-size', String(batch),
   '--backend', 'wasm', '--metrics-port', '0', '--log-format', 'json', '--log-every', '1', '--sample-every', '0', '--checkpoint-every', '0', '--checksum-every', '3',
 ];
 
@@ -32,9 +34,9 @@ function relL2(a: Float32Array, b: Float32Array): number {
   return Math.sqrt(num / den);
 }
 
-async function train(workers: number, batch: number, dir: string): Promise<Awaited<ReturnType<typeof readCheckpoint>>> {
-  const out = join(dir, `w${workers}-b${batch}`);
-  const r = await runCli(['launch', '--workers', String(workers), ...common(batch), '--out', out], { timeoutMs: 240_000 });
+async function train(workers: number, batch: number, dir: string, model = DCGAN): Promise<Awaited<ReturnType<typeof readCheckpoint>>> {
+  const out = join(dir, `w${workers}-b${batch}-${model[1]}`);
+  const r = await runCli(['launch', '--workers', String(workers), ...common(batch, model), '--out', out], { timeoutMs: 240_000 });
   assert.equal(r.code, 0, `launch --workers ${workers} failed:\n${r.stderr.slice(-3000)}`);
   const ck = await readCheckpoint(out);
   assert.equal(ck.header.step, STEPS);
@@ -51,8 +53,11 @@ test('2 workers = 1 worker at the same global batch; 3 uneven workers = 1 worker
       assert.ok(e <= 1e-5, `2 workers vs 1, ${k}: relative L2 ${e}`);
       assert.notDeepEqual(two16.state[k].slice(0, 50), new Float32Array(50), 'weights are not trivially zero');
     }
-    const one64 = await train(1, 64, dir);
-    const three64 = await train(3, 64, dir);
+    // 3 uneven slices at B = 64 on the no-BN MLP. (On the DCGAN the per-step
+    // gradients agree to ~4e-6, but Adam's m/√v turns float32 reassociation in
+    // near-zero gradients into ±lr steps; see docs/benchmarks.md.)
+    const one64 = await train(1, 64, dir, MLP);
+    const three64 = await train(3, 64, dir, MLP);
     for (const k of ['gWeights', 'dWeights'] as const) {
       const e = relL2(three64.state[k], one64.state[k]);
       assert.ok(e <= 1e-5, `3 workers (22/21/21) vs 1, ${k}: relative L2 ${e}`);
