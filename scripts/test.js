@@ -21,7 +21,7 @@ const say = (s) => process.stdout.write(`[npm test] ${s}\n`);
 const PACKAGES = [
   ['prometheus', '/usr/bin/promtool'],
   ['chromium', '/usr/bin/chromium'],
-  ['dataset-fashion-mnist', '/usr/share/dataset-fashion-mnist'],
+  ['dataset-fashion-mnist', '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'],
   ['iproute2', '/usr/sbin/ip'],
 ];
 

@@ -1,104 +1,123 @@
 /**
- * Sample pictures as PNG: a tiled grid of images, or a scatter plot of 2-D
- * points. The PNG encoder is node:zlib plus a CRC table (no image library is
- * needed on the coordinator's hot path).
+ * Pictures of samples: a tiled grid of generated images, and for 2-D point
+ * models a scatter plot of samples over the data's modes.
  */
-import { deflateSync } from 'node:zlib';
+import { encodePng, type RawImage } from './png.js';
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
+/** Maps a value in [-1, 1] to a byte (clamping outside values). */
+export function toByte(v: number): number {
+  const b = Math.round(((v + 1) / 2) * 255);
+  return b < 0 ? 0 : b > 255 ? 255 : Number.isNaN(b) ? 0 : b;
+}
+
+export interface GridOptions {
+  /** Images per row (default ⌈√n⌉). */
+  cols?: number;
+  /** Pixels between tiles and around the edge (default 2). */
+  padding?: number;
+  /** Integer nearest-neighbour magnification of each pixel (default 1). */
+  scale?: number;
+  /** Background byte value (default 0, black). */
+  background?: number;
+}
+
+/**
+ * Tiles n images (n × H × W × C floats in [-1, 1], row-major, C = 1 or 3)
+ * into one picture, row by row.
+ */
+export function imageGrid(images: Float32Array, n: number, shape: readonly number[], opts: GridOptions = {}): RawImage {
+  const [h, w, c] = shape as [number, number, number];
+  if (shape.length !== 3 || (c !== 1 && c !== 3)) throw new RangeError(`imageGrid: shape [${shape.join(', ')}] is not [H, W, 1|3]`);
+  if (!Number.isInteger(n) || n < 1 || images.length !== n * h * w * c) {
+    throw new RangeError(`imageGrid: ${images.length} floats for ${n} images of ${h}×${w}×${c}`);
   }
-  return t;
-})();
-
-function crc32(buf: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-/** Encodes 8-bit gray (channels 1) or RGB (channels 3) pixels, row-major. */
-export function encodePng(pixels: Uint8Array, width: number, height: number, channels: 1 | 3): Buffer {
-  if (pixels.length !== width * height * channels) throw new RangeError(`encodePng: ${pixels.length} bytes for ${width}×${height}×${channels}`);
-  const stride = width * channels;
-  const raw = Buffer.alloc((stride + 1) * height);
-  for (let y = 0; y < height; y++) {
-    raw[y * (stride + 1)] = 0; // filter: none
-    raw.set(pixels.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
-  }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = channels === 1 ? 0 : 2;
-  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]);
-}
-
-const toByte = (v: number): number => Math.max(0, Math.min(255, Math.round((v + 1) * 127.5)));
-
-/** Tiles n images (values in [-1, 1], HWC) into a near-square grid with 2-pixel gutters. */
-export function imageGridPng(data: Float32Array, n: number, h: number, w: number, c: 1 | 3): Buffer {
-  const cols = Math.ceil(Math.sqrt(n));
+  const cols = Math.max(1, Math.min(n, opts.cols ?? Math.ceil(Math.sqrt(n))));
   const rows = Math.ceil(n / cols);
-  const pad = 2;
-  const W = cols * (w + pad) + pad;
-  const H = rows * (h + pad) + pad;
-  const px = new Uint8Array(W * H * c).fill(40);
-  for (let i = 0; i < n; i++) {
-    const ox = pad + (i % cols) * (w + pad);
-    const oy = pad + Math.floor(i / cols) * (h + pad);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        for (let k = 0; k < c; k++) px[((oy + y) * W + ox + x) * c + k] = toByte(data[((i * h + y) * w + x) * c + k]!);
+  const pad = opts.padding ?? 2;
+  const scale = opts.scale ?? 1;
+  if (!Number.isInteger(scale) || scale < 1) throw new RangeError(`imageGrid: scale ${scale} is not a positive integer`);
+  const th = h * scale;
+  const tw = w * scale;
+  const width = cols * tw + (cols + 1) * pad;
+  const height = rows * th + (rows + 1) * pad;
+  const data = new Uint8Array(width * height * c).fill(opts.background ?? 0);
+  for (let k = 0; k < n; k++) {
+    const x0 = pad + (k % cols) * (tw + pad);
+    const y0 = pad + Math.floor(k / cols) * (th + pad);
+    const base = k * h * w * c;
+    for (let y = 0; y < th; y++) {
+      const sy = Math.floor(y / scale);
+      for (let x = 0; x < tw; x++) {
+        const sx = Math.floor(x / scale);
+        const src = base + (sy * w + sx) * c;
+        const dst = ((y0 + y) * width + x0 + x) * c;
+        for (let ch = 0; ch < c; ch++) data[dst + ch] = toByte(images[src + ch]!);
       }
     }
   }
-  // Small images are hard to see; scale up to at least ~512 px wide by pixel repetition.
-  const scale = Math.max(1, Math.floor(512 / W));
-  if (scale === 1) return encodePng(px, W, H, c);
-  const big = new Uint8Array(W * scale * H * scale * c);
-  for (let y = 0; y < H * scale; y++) {
-    for (let x = 0; x < W * scale; x++) {
-      const src = ((Math.floor(y / scale) * W) + Math.floor(x / scale)) * c;
-      for (let k = 0; k < c; k++) big[(y * W * scale + x) * c + k] = px[src + k]!;
-    }
-  }
-  return encodePng(big, W * scale, H * scale, c);
+  return { width, height, channels: c, data };
 }
 
-/** A 512×512 scatter plot of 2-D points (first two coordinates), axes spanning [-range, range]. */
-export function scatterPng(data: Float32Array, n: number, dim: number, range = 3): Buffer {
-  const S = 512;
-  const px = new Uint8Array(S * S * 3).fill(250);
-  const put = (x: number, y: number, r: number, g: number, b: number): void => {
-    if (x < 0 || y < 0 || x >= S || y >= S) return;
-    const i = (y * S + x) * 3;
-    px[i] = r;
-    px[i + 1] = g;
-    px[i + 2] = b;
+/** imageGrid encoded as PNG bytes. */
+export function imageGridPng(images: Float32Array, n: number, shape: readonly number[], opts: GridOptions = {}): Buffer {
+  return encodePng(imageGrid(images, n, shape, opts));
+}
+
+export interface ScatterOptions {
+  /** Side of the square picture, pixels (default 512). */
+  size?: number;
+  /** Half-width of the plotted square around the origin, data units (default 1.1: the data range [-1, 1] plus a margin). */
+  extent?: number;
+  /** Data modes to draw as rings of radius 3σ (omit for none). */
+  modes?: { centres: ReadonlyArray<readonly [number, number]>; sigma: number };
+}
+
+/**
+ * Scatter plot of 2-D samples (n × 2 floats) as an RGB picture: white
+ * background, grey axes, each mode's 3σ circle in red, samples as 3×3 blue dots.
+ */
+export function scatterPlot(points: Float32Array, opts: ScatterOptions = {}): RawImage {
+  if (points.length % 2 !== 0) throw new RangeError(`scatterPlot: ${points.length} floats are not 2-D points`);
+  const size = opts.size ?? 512;
+  const extent = opts.extent ?? 1.1;
+  if (!Number.isInteger(size) || size < 16) throw new RangeError(`scatterPlot: size ${size} is not an integer ≥ 16`);
+  const data = new Uint8Array(size * size * 3).fill(255);
+  const put = (x: number, y: number, rgb: readonly [number, number, number]): void => {
+    if (x < 0 || y < 0 || x >= size || y >= size) return;
+    const i = (y * size + x) * 3;
+    data[i] = rgb[0];
+    data[i + 1] = rgb[1];
+    data[i + 2] = rgb[2];
   };
-  for (let i = 0; i < S; i++) {
-    put(i, S / 2, 200, 200, 200);
-    put(S / 2, i, 200, 200, 200);
+  // Data x → column, data y → row (y up).
+  const px = (v: number): number => Math.round(((v + extent) / (2 * extent)) * (size - 1));
+  const py = (v: number): number => Math.round(((extent - v) / (2 * extent)) * (size - 1));
+  const grey = [200, 200, 200] as const;
+  for (let i = 0; i < size; i++) {
+    put(px(0), i, grey);
+    put(i, py(0), grey);
   }
-  for (let i = 0; i < n; i++) {
-    const x = Math.round(((data[i * dim]! + range) / (2 * range)) * (S - 1));
-    const y = Math.round(((range - data[i * dim + 1]!) / (2 * range)) * (S - 1));
-    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) put(x + dx, y + dy, 30, 90, 200);
+  const blue = [30, 80, 200] as const;
+  for (let k = 0; k + 1 < points.length; k += 2) {
+    const cx = px(points[k]!);
+    const cy = py(points[k + 1]!);
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) put(cx + dx, cy + dy, blue);
   }
-  return encodePng(px, S, S, 3);
+  if (opts.modes !== undefined) {
+    const red = [220, 30, 30] as const;
+    const r = Math.max(2, ((3 * opts.modes.sigma) / (2 * extent)) * (size - 1));
+    const steps = Math.max(32, Math.ceil(2 * Math.PI * r * 2));
+    for (const [mx, my] of opts.modes.centres) {
+      for (let s = 0; s < steps; s++) {
+        const a = (2 * Math.PI * s) / steps;
+        put(Math.round(px(mx) + r * Math.cos(a)), Math.round(py(my) + r * Math.sin(a)), red);
+      }
+    }
+  }
+  return { width: size, height: size, channels: 3, data };
+}
+
+/** scatterPlot encoded as PNG bytes. */
+export function scatterPlotPng(points: Float32Array, opts: ScatterOptions = {}): Buffer {
+  return encodePng(scatterPlot(points, opts));
 }
