@@ -4,7 +4,7 @@
  * packed dataset larger than the reader's cache: each step takes its slice
  * (prefetched while the previous step computed), starts the prefetch of the
  * next slice, then runs a real DCGAN-64 RGB step (D gradients + Adam, G
- * gradients + Adam) on the chosen backend. The same loop is timed again
+ * gradients + Adam) on the chosen backend. Flips are on, as with --flip. The same loop is timed again
  * without prefetch, and the reader alone (no compute) gives the rate the data
  * path can sustain, which bounds how fast a GPU could be fed.
  *
@@ -26,7 +26,7 @@ import { resolveModelSpec } from '../src/shared/models/spec.js';
 import { DistganError } from '../src/shared/errors.js';
 
 export interface DataBenchOptions {
-  /** Timed steps per loop (after one warm-up step). */
+  /** Timed steps per loop (after two warm-up steps). */
   steps: number;
   /** Progress lines (stderr in the CLI). */
   log: (line: string) => void;
@@ -169,11 +169,14 @@ export async function runDataBench(o: DataBenchOptions): Promise<DataBenchResult
   };
 
   try {
-    o.log(`data: DCGAN-64 RGB (width ${width}) on ${choice.name}, batch ${batch}: 1 warm-up step`);
-    const warm = await openPackedDataset(path, { cacheBytes: 0 });
+    // Warm-up: kernels compile, and the reader's code paths (prefetched or
+    // not, flipped or not) get optimised before anything is timed.
+    o.log(`data: DCGAN-64 RGB (width ${width}) on ${choice.name}, batch ${batch}: 2 warm-up steps`);
+    const warm = await openPackedDataset(path, { cacheBytes: 0, flip: true, seed: SEED });
     await loop(warm, 0, 1, false);
+    await loop(warm, 1, 1, true);
     await warm.close();
-    nextStep = 2;
+    nextStep = 3;
 
     const first = Math.ceil(steps / 2);
     o.log(`data: ${steps} steps with prefetch and ${steps} without, in halves (ABBA)`);

@@ -146,14 +146,14 @@ export class Worker {
     }
   }
 
-  private readSlice(indices: Int32Array): Promise<Float32Array> {
-    const key = indices.join(',');
+  private readSlice(indices: Int32Array, step: number): Promise<Float32Array> {
+    const key = `${step}:${indices.join(',')}`;
     if (this.prefetched?.key === key) {
       const p = this.prefetched.data;
       this.prefetched = undefined;
       return p;
     }
-    return this.dataset!.read(indices);
+    return this.dataset!.read(indices, { step });
   }
 
   private async onDStep(msg: Extract<Message, { t: MsgType.DStep }>): Promise<void> {
@@ -163,14 +163,14 @@ export class Worker {
     const applySeconds = (performance.now() - t0) / 1000;
     const checksum = msg.checksum ? trainer.checksum() : undefined;
     const t1 = performance.now();
-    const real = await this.readSlice(msg.frames.indices);
+    const real = await this.readSlice(msg.frames.indices, msg.step);
     const dataSeconds = (performance.now() - t1) / 1000;
     // Start reading the next step's slice while this one computes.
     if (msg.frames.nextIndices.length) {
       const next = Int32Array.from(msg.frames.nextIndices);
-      const data = this.dataset!.read(next);
+      const data = this.dataset!.read(next, { step: msg.step + 1 });
       data.catch(() => {}); // surfaced when awaited next step
-      this.prefetched = { key: next.join(','), data };
+      this.prefetched = { key: `${msg.step + 1}:${next.join(',')}`, data };
     }
     const r = await trainer.computeDGradients({ step: msg.step, positions: msg.frames.positions, globalBatch: msg.globalBatch, real });
     await this.send({

@@ -112,3 +112,25 @@ test('bad flags exit 2 naming the flag, and write nothing', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('SIGTERM on launch checkpoints, stops every worker and exits 130', { timeout: 180_000 }, async () => {
+  const dir = await tempDir();
+  const out = join(dir, 'run');
+  const run = startCli(['launch', '--workers', '2', ...tiny, '--steps', '100000', '--checkpoint-every', '100000', '--out', out], { timeoutMs: 150_000 });
+  try {
+    const pids: number[] = [];
+    for (const r of [0, 1]) pids.push(Number((await run.waitFor(new RegExp(`rank ${r} joined: \\S+ pid (\\d+)`), 120_000))[1]));
+    await run.waitFor(/"event":"step","ts":[\d.]+,"step":10,/, 120_000);
+    run.proc.kill('SIGTERM');
+    const res = await run.done;
+    assert.equal(res.code, 130, res.stderr.slice(-1500));
+    assert.match(res.stderr, /interrupted by SIGTERM/);
+    await new Promise((r) => setTimeout(r, 500));
+    for (const pid of pids) assert.equal(alive(pid), false, `worker pid ${pid} was left behind`);
+    const ck = await readCheckpoint(out);
+    assert.ok(ck.header.step >= 10, `interrupt checkpoint at step ${ck.header.step}`);
+  } finally {
+    if (run.proc.exitCode === null) run.proc.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -12,7 +12,7 @@ import { runCli, tempDir } from '../helpers/cli.js';
 import { prepareDataset } from '../../src/shared/data/prepare/index.js';
 import { openPackedDataset } from '../../src/shared/data/packed.js';
 
-const IMAGES = 2400;
+const IMAGES = 2000;
 const R = 32;
 
 /** Writes the folder; returns the relative paths of the files that must be skipped, by kind. */
