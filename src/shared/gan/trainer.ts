@@ -26,7 +26,7 @@ import { Rng, Stream, normalRows } from '../rng.js';
 import { buildDcganDiscriminator, buildDcganGenerator } from '../models/dcgan.js';
 import { buildMlpDiscriminator, buildMlpGenerator } from '../models/mlp.js';
 import { parameterCounts, sampleShapeOf, validateModelSpec, type ModelSpec } from '../models/spec.js';
-import { NetworkId, flatSize, initialValues, networkVariables, writeFlat, type NetworkVariables } from '../models/variables.js';
+import { NetworkId, flatSize, initialValues, networkVariables, writeFlat, type NetworkVariables, type VariableInfo } from '../models/variables.js';
 import { Adam } from './adam.js';
 import type { GanTrainer, PhaseInput, PhaseResult, TrainerState } from './api.js';
 import { discriminatorAccuracy, discriminatorLoss, generatorLoss } from './losses.js';
@@ -55,6 +55,9 @@ export class TfGanTrainer implements GanTrainer {
   /** The tfjs generator; its variables always hold the current weights (used by export). */
   readonly generator: Sequential;
   readonly discriminator: Sequential;
+
+  /** Positional layout of the flat vectors: G and D trainable variables, then BN state (G then D). */
+  readonly layout: { readonly g: readonly VariableInfo[]; readonly d: readonly VariableInfo[]; readonly bn: readonly VariableInfo[] };
 
   private readonly g: NetworkVariables;
   private readonly d: NetworkVariables;
@@ -89,6 +92,7 @@ export class TfGanTrainer implements GanTrainer {
     this.g = networkVariables(generator);
     this.d = networkVariables(discriminator);
     this.stateVariables = [...this.g.state, ...this.d.state];
+    this.layout = { g: this.g.trainableInfo, d: this.d.trainableInfo, bn: [...this.g.stateInfo, ...this.d.stateInfo] };
     this.gParamCount = flatSize(this.g.trainableInfo);
     this.dParamCount = flatSize(this.d.trainableInfo);
     this.auxCount = flatSize(this.g.stateInfo) + flatSize(this.d.stateInfo);
@@ -103,7 +107,7 @@ export class TfGanTrainer implements GanTrainer {
 
     this.gWeights = initialValues(this.g.trainableInfo, options.seed, NetworkId.Generator);
     this.dWeights = initialValues(this.d.trainableInfo, options.seed, NetworkId.Discriminator);
-    this.bnStats = initialValues([...this.g.stateInfo, ...this.d.stateInfo], options.seed, NetworkId.Generator);
+    this.bnStats = initialValues(this.layout.bn, options.seed, NetworkId.Generator);
     const hyper = { lr: options.lr, beta1: options.beta1, beta2: options.beta2, epsilon: options.epsilon };
     this.gAdam = new Adam(this.gParamCount, hyper, 'G');
     this.dAdam = new Adam(this.dParamCount, hyper, 'D');
@@ -193,6 +197,21 @@ export class TfGanTrainer implements GanTrainer {
     };
   }
 
+  /**
+   * Runs a phase's tf work; `cleanup` always runs after it, and if it throws,
+   * the BN statistics a training-mode forward may have moved are restored.
+   */
+  private guarded(work: () => tf.Tensor, cleanup?: () => void): tf.Tensor {
+    try {
+      return work();
+    } catch (err) {
+      if (this.auxCount > 0) writeFlat(this.bnStats, this.stateVariables);
+      throw err;
+    } finally {
+      cleanup?.();
+    }
+  }
+
   private gradientsInOrder(grads: Record<string, tf.Tensor>, vars: readonly tf.Variable[], phase: string): tf.Tensor[] {
     return vars.map((v) => {
       const g = grads[v.name];
@@ -217,7 +236,7 @@ export class TfGanTrainer implements GanTrainer {
     }
     const { labelSmoothing } = this.options;
     let kept: tf.Tensor | undefined;
-    const packed = tf.tidy(() => {
+    const packed = this.guarded(() => tf.tidy(() => {
       // G in training mode (BN batch statistics); its variables are not differentiated.
       let fake = this.generator.apply(tf.tensor2d(z, [n, this.latentDim]), { training: true }) as tf.Tensor;
       if (fakeNoise !== undefined) fake = tf.add(fake, tf.tensor(fakeNoise, fake.shape));
@@ -237,8 +256,7 @@ export class TfGanTrainer implements GanTrainer {
       parts.push(kept!);
       for (const v of this.stateVariables) parts.push(tf.reshape(v, [-1]));
       return tf.concat(parts);
-    });
-    kept?.dispose();
+    }), () => kept?.dispose());
     const out = await this.finish(packed, this.dParamCount, 3, n / input.globalBatch);
     const [dLoss, dAccuracyReal, dAccuracyFake] = out.stats as unknown as [number, number, number];
     if (!Number.isFinite(dLoss)) throw new NumericError(`D loss is ${dLoss} at step ${input.step} (positions ${input.positions[0]}…)`);
@@ -252,7 +270,7 @@ export class TfGanTrainer implements GanTrainer {
     const z = this.latents(Stream.GPhaseLatent, input);
     const fakeNoise = this.options.instanceNoise > 0 ? this.instanceNoise(Stream.InstanceNoiseFake, input, 1) : undefined;
     const { entropyWeight } = this.options;
-    const packed = tf.tidy(() => {
+    const packed = this.guarded(() => tf.tidy(() => {
       const zT = tf.tensor2d(z, [n, this.latentDim]);
       const noiseT = fakeNoise === undefined ? undefined : tf.tensor(fakeNoise, [n, ...this.sampleShape]);
       const { value, grads } = tf.variableGrads(() => {
@@ -265,7 +283,7 @@ export class TfGanTrainer implements GanTrainer {
       parts.push(tf.reshape(value, [1]));
       for (const v of this.stateVariables) parts.push(tf.reshape(v, [-1]));
       return tf.concat(parts);
-    });
+    }));
     const out = await this.finish(packed, this.gParamCount, 1, n / input.globalBatch);
     const gLoss = out.stats[0]!;
     if (!Number.isFinite(gLoss)) throw new NumericError(`G loss is ${gLoss} at step ${input.step} (positions ${input.positions[0]}…)`);
