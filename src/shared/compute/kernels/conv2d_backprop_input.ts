@@ -28,37 +28,8 @@
  */
 import { tf } from '../tf.js';
 
-type TensorInfo = tf.TensorInfo;
-type Shape4 = [number, number, number, number];
+import { StockKernels, type Shape4, type TensorInfo } from './stock-kernels.js';
 
-/**
- * Runs stock wasm kernels on TensorInfos and remembers every intermediate, so
- * that all of them but the result are freed whether the kernel succeeds or
- * throws. Kernels that alias their input (Reshape) take their own reference,
- * so disposing every output exactly once is always right.
- */
-class StockKernels {
-  private readonly made: TensorInfo[] = [];
-
-  constructor(private readonly backend: tf.KernelBackend) {}
-
-  run(kernelName: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown> = {}): TensorInfo {
-    const kernel = tf.getKernel(kernelName, 'wasm');
-    if (kernel === undefined) {
-      throw new Error(`distgan's wasm ${KERNEL_NAME} needs the stock wasm kernel '${kernelName}', which is not registered`);
-    }
-    const out = kernel.kernelFunc({ inputs, attrs: attrs as tf.NamedAttrMap, backend: this.backend });
-    if (Array.isArray(out)) throw new Error(`stock wasm kernel '${kernelName}' returned ${out.length} outputs, expected 1`);
-    this.made.push(out);
-    return out;
-  }
-
-  /** Frees every intermediate except `keep` (pass undefined to free all). */
-  release(keep: TensorInfo | undefined): void {
-    for (const t of this.made) if (t !== keep) this.backend.disposeData(t.dataId);
-    this.made.length = 0;
-  }
-}
 
 const KERNEL_NAME = 'Conv2DBackpropInput';
 
@@ -204,7 +175,7 @@ function conv2dBackpropInput(params: Parameters<tf.KernelFunc>[0]): TensorInfo {
     throw new Error(`${KERNEL_NAME} (wasm): strides must be ≥ 1, got [${info.strideHeight}, ${info.strideWidth}]`);
   }
 
-  const k = new StockKernels(backend);
+  const k = new StockKernels(backend, KERNEL_NAME);
   let result: TensorInfo | undefined;
   try {
     const strides: [number, number] = [info.strideHeight, info.strideWidth];
