@@ -14,6 +14,8 @@ export interface ComputeBenchOptions {
   steps: number;
   /** Also time the stock cpu backend (one step at batch 4: ~30 s). */
   withCpu: boolean;
+  /** Measure the stock wasm variants beside the selected backend (default true). */
+  sideBySide?: boolean;
   log: (line: string) => void;
 }
 
@@ -28,9 +30,11 @@ export async function runComputeBench(o: ComputeBenchOptions): Promise<Record<st
     return res ?? { variant, backend: '?', batchSize: batch, steps: 0, imagesPerSecond: 0, secondsPerStep: NaN, error: r.error };
   };
   const ours = await run('ours', o.batchSize, 2, o.steps, 900);
-  const filterOnly = await run('wasm-filter-only', o.batchSize, 1, Math.max(2, Math.floor(o.steps / 3)), 900);
-  const stock = await run('wasm-stock', o.batchSize, 0, 1, 300);
-  const cpu = o.withCpu ? await run('cpu', 4, 0, 1, 900) : undefined;
+  const side = o.sideBySide ?? true;
+  const skipped = { variant: 'skipped', backend: '', batchSize: 0, steps: 0, imagesPerSecond: NaN, secondsPerStep: NaN, error: 'skipped (--no-side-by-side)' };
+  const filterOnly = side ? await run('wasm-filter-only', o.batchSize, 1, Math.max(2, Math.floor(o.steps / 3)), 900) : skipped;
+  const stock = side ? await run('wasm-stock', o.batchSize, 0, 1, 300) : skipped;
+  const cpu = o.withCpu && side ? await run('cpu', 4, 0, 1, 900) : undefined;
   return {
     suite: 'compute',
     backend: ours.backend,

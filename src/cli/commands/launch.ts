@@ -10,8 +10,8 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 import { CLI_BIN } from '../../shared/version.js';
-import { ConfigError, describeError } from '../../shared/errors.js';
-import { defaultWorkerCount, int, parseGpuList } from '../../shared/config.js';
+import { ConfigError, DistganError, describeError } from '../../shared/errors.js';
+import { defaultWorkerCount, int, parseGpuList, visibleDeviceFor } from '../../shared/config.js';
 import { addRunOptions, resolveRun } from '../run-options.js';
 import { hostRun } from '../coordinator-host.js';
 import { fail, logLine } from '../output.js';
@@ -30,6 +30,7 @@ interface Child {
   rank: number;
   proc: ChildProcess;
   exited: boolean;
+  code: number | null;
 }
 
 function pipeWithPrefix(stream: NodeJS.ReadableStream | null, prefix: string): void {
@@ -97,16 +98,19 @@ export function register(program: Command): void {
       const args = [CLI_BIN, 'worker', '--connect', host.endpoint, '--rank', String(rank), '--backend', config.backend, '--join-timeout', String(config.joinTimeout)];
       const env: NodeJS.ProcessEnv = { ...process.env, DISTGAN_LAUNCHED: '1' };
       if (gpus) {
-        args.push('--gpus', String(gpus[rank]));
-        env.CUDA_VISIBLE_DEVICES = String(gpus[rank]);
+        // The worker sees exactly its GPU, as index 0 of its CUDA_VISIBLE_DEVICES
+        // (webgpu maps indices through that list the same way CUDA does).
+        env.CUDA_VISIBLE_DEVICES = visibleDeviceFor(gpus[rank]!, process.env.CUDA_VISIBLE_DEVICES);
+        args.push('--gpus', '0');
       }
       const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env, detached: true });
-      const child: Child = { rank, proc, exited: false };
+      const child: Child = { rank, proc, exited: false, code: null };
       children.push(child);
       pipeWithPrefix(proc.stdout, `[rank ${rank}] `);
       pipeWithPrefix(proc.stderr, `[rank ${rank}] `);
       proc.on('exit', (code, signal) => {
         child.exited = true;
+        child.code = code;
         if (!finished) host.coordinator.workerExited(rank, `(pid ${proc.pid}) exited ${signal ? `on signal ${signal}` : `with code ${code}`}`);
       });
       proc.on('error', (e) => {
@@ -126,6 +130,11 @@ export function register(program: Command): void {
       finished = true;
       await waitForExit(children, 5000);
       await host.close();
+      // A worker that exited 2 refused its input (backend, dataset, flags): so does launch.
+      const refused = children.find((c) => c.code === 2);
+      if (refused && e instanceof DistganError && e.exitCode !== 2) {
+        throw new DistganError(e.code, `${e.message} (its reason is in the [rank ${refused.rank}] lines above)`, { cause: e, exitCode: 2 });
+      }
       throw e;
     } finally {
       finished = true;

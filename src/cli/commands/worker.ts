@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import type { Dealer } from 'zeromq';
-import { BACKENDS, int, num, oneOf, parseGpuList, type BackendRequest } from '../../shared/config.js';
+import { BACKENDS, int, num, oneOf, parseGpuList, visibleDeviceFor, type BackendRequest } from '../../shared/config.js';
 import { ConfigError, describeError } from '../../shared/errors.js';
 import { initBackend } from '../../shared/compute/backend.js';
 import { openDataset } from '../../shared/data/open.js';
@@ -35,12 +35,12 @@ async function fanOut(flags: WorkerFlags, gpus: number[], baseRank: number | und
     gpus.map(
       (gpu, i) =>
         new Promise<number>((resolve) => {
-          const args = [CLI_BIN, 'worker', '--connect', flags.connect, '--backend', flags.backend, '--gpus', String(gpu), '--join-timeout', flags.joinTimeout];
+          const args = [CLI_BIN, 'worker', '--connect', flags.connect, '--backend', flags.backend, '--gpus', '0', '--join-timeout', flags.joinTimeout];
           if (baseRank !== undefined) args.push('--rank', String(baseRank + i));
           if (flags.dataset) args.push('--dataset', flags.dataset);
           if (flags.curveSecretKey) args.push('--curve-secret-key', flags.curveSecretKey);
           if (flags.coordinatorPublicKey) args.push('--coordinator-public-key', flags.coordinatorPublicKey);
-          const env = { ...process.env, CUDA_VISIBLE_DEVICES: String(gpu), DISTGAN_LAUNCHED: '1' };
+          const env = { ...process.env, CUDA_VISIBLE_DEVICES: visibleDeviceFor(gpu, process.env.CUDA_VISIBLE_DEVICES), DISTGAN_LAUNCHED: '1' };
           const p = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
           p.on('exit', (code, signal) => resolve(signal ? 1 : (code ?? 1)));
           p.on('error', () => resolve(1));
