@@ -97,6 +97,8 @@ export class Coordinator {
   private stepsDone = 0;
   private lastStats = { dLoss: NaN, gLoss: NaN, dAccuracyReal: NaN, dAccuracyFake: NaN };
   private stepTimes: number[] = [];
+  /** A completed step's averaged gradients that the mirror has yet to apply. */
+  private mirrorDue: { d: { grad: Float32Array; aux: Float32Array }; g: { grad: Float32Array; aux: Float32Array } } | undefined;
   private exchangeTimes: number[] = [];
   private readonly runSpec: RunSpecWire;
 
@@ -317,7 +319,8 @@ export class Coordinator {
             },
           });
         }
-        // The mirror applies the previous step's G now, while workers compute.
+        // The mirror catches up with the previous step now, while workers compute.
+        this.flushMirror();
         return;
       }
       case 'reduce-d': {
@@ -337,9 +340,9 @@ export class Coordinator {
         const grad = sumInRankOrder(results.map((x) => x.grad), run.trainer.gParamCount);
         const aux = results[0]!.aux.length ? sumInRankOrder(results.map((x) => x.aux), results[0]!.aux.length) : EMPTY_F32;
         this.pendingG = { grad, aux };
-        // Mirror the completed step: D then G, exactly as every worker applies them.
-        run.trainer.applyDGradients(this.pendingD!.grad, this.pendingD!.aux);
-        run.trainer.applyGGradients(grad, aux);
+        // The mirror applies this step (D then G, exactly as every worker does)
+        // after the next step has been dispatched, off the critical path; see flushMirror.
+        this.mirrorDue = { d: this.pendingD!, g: this.pendingG };
         this.pendingD = undefined;
         this.stepsDone = a.step + 1;
         this.report(a.step + 1);
@@ -347,6 +350,7 @@ export class Coordinator {
         return;
       }
       case 'verify-checksums': {
+        this.flushMirror();
         const mine = run.trainer.checksum();
         if (a.checksums.some((c) => c !== mine)) {
           this.enqueue({ type: 'diverged', message: `the workers' weights (checksum ${a.checksums[0]!.slice(0, 16)}) differ from the coordinator's mirror (${mine.slice(0, 16)}) at step ${a.step}` });
@@ -354,6 +358,7 @@ export class Coordinator {
         return;
       }
       case 'finish':
+        this.flushMirror();
         for (let r = 0; r < this.opts.worldSize; r++) {
           await this.send(this.memberIdentity(r), { t: MsgType.Finish, step: a.step, frames: { gGrad: this.pendingG.grad, gAux: this.pendingG.aux } });
         }
@@ -365,6 +370,15 @@ export class Coordinator {
         await this.abort(a.error, a.lostRank);
         return;
     }
+  }
+
+  /** Brings the mirror to the last completed step. Must run before it is sampled, checkpointed or checksummed. */
+  private flushMirror(): void {
+    const due = this.mirrorDue;
+    if (!due) return;
+    this.mirrorDue = undefined;
+    this.opts.run.trainer.applyDGradients(due.d.grad, due.d.aux);
+    this.opts.run.trainer.applyGGradients(due.g.grad, due.g.aux);
   }
 
   private report(stepNumber: number): void {
@@ -421,11 +435,15 @@ export class Coordinator {
   private async periodic(stepNumber: number): Promise<void> {
     const { config } = this.opts;
     const last = stepNumber >= config.steps;
+    const sample = !last && config.sampleEvery > 0 && stepNumber % config.sampleEvery === 0;
+    const checkpoint = !last && config.checkpointEvery > 0 && stepNumber % config.checkpointEvery === 0;
+    if (sample || checkpoint) this.flushMirror();
     if (!last && config.sampleEvery > 0 && stepNumber % config.sampleEvery === 0) await this.writeSample(stepNumber);
     if (!last && config.checkpointEvery > 0 && stepNumber % config.checkpointEvery === 0) await this.writeCheckpointNow(stepNumber);
   }
 
   private async writeSample(stepNumber: number): Promise<string | undefined> {
+    this.flushMirror();
     try {
       const path = await writeSampleGrid(this.opts.run, resolve(this.opts.config.out, 'samples'), stepNumber);
       this.fanout.sampleWritten(stepNumber, path);
@@ -438,6 +456,7 @@ export class Coordinator {
 
   private async writeCheckpointNow(stepNumber: number): Promise<string> {
     const { run, config } = this.opts;
+    this.flushMirror();
     const state = run.trainer.getState();
     const path = await writeCheckpoint(
       resolve(config.out, 'checkpoints'),
