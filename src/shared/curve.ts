@@ -9,7 +9,8 @@
  * Wiring, in this order (libzmq reads the options when it binds/connects):
  *  - coordinator: `startZapHandler({ authorized: await readAuthorizedKeys(dir), onReject })`,
  *    then `applyServerCurve(router, await readSecretKeyFile(file))`, then `router.bind(...)`.
- *    Close the router before the handler.
+ *    At the end close the router, then the handler (its close() waits `drainMs`
+ *    for the router's sessions to end first; see ZapHandlerOptions.drainMs).
  *  - worker: `applyClientCurve(dealer, { ...await readSecretKeyFile(own), serverPublicKey:
  *    await readPublicKeyFile(coordinatorPub) })`, then `dealer.connect(...)`.
  *
@@ -351,7 +352,15 @@ export async function readAuthorizedKeys(dir: string): Promise<Map<string, strin
     const path = join(dir, entry);
     const info = await stat(path).catch(() => undefined);
     if (info === undefined || !info.isFile()) continue;
-    const publicKey = await readPublicKeyFile(path);
+    let publicKey: string;
+    try {
+      publicKey = await readPublicKeyFile(path);
+    } catch (err) {
+      if (err instanceof KeyError && /holds a secret-key/.test(err.message)) {
+        throw new KeyError(`authorised keys folder ${dir} must hold public keys only, but ${path} holds a secret-key; point --authorized-keys at the authorized/ folder made by distgan keygen`, { cause: err });
+      }
+      throw err;
+    }
     if (!keys.has(publicKey)) keys.set(publicKey, basename(entry).replace(/\.(pub|key)$/, ''));
   }
   if (keys.size === 0) {
@@ -406,13 +415,26 @@ export interface ZapHandlerOptions {
   domain?: string;
   /** ZeroMQ context the server sockets live in; default zeromq's global context. ZAP only sees its own context. */
   context?: zmq.Context;
+  /**
+   * Milliseconds close() waits before closing the handler's socket; default
+   * DEFAULT_ZAP_DRAIN_MS. Each server session holds an inproc pipe to the
+   * handler until the session ends, which after the server socket's close can
+   * take up to that socket's linger. libzmq 4.3.5 may abort the process
+   * (assertion in pipe.cpp:355) when the handler's side of such a pipe is torn
+   * down at the same moment as the session's side; waiting longer than the
+   * server sockets' linger keeps the two apart. Close server sockets first.
+   */
+  drainMs?: number;
 }
+
+/** Default for ZapHandlerOptions.drainMs: above the coordinator router's 1 s linger. */
+export const DEFAULT_ZAP_DRAIN_MS = 1500;
 
 export interface ZapHandler {
   /** Handshakes admitted / refused so far. */
   readonly accepted: number;
   readonly rejected: number;
-  /** Unbinds the handler and waits for its loop to end. Idempotent. */
+  /** Waits `drainMs`, unbinds the handler and waits for its loop to end. Idempotent. Call after closing the server sockets. */
   close(): Promise<void>;
 }
 
@@ -429,6 +451,8 @@ function frameText(frame: Buffer | undefined): string {
  */
 export async function startZapHandler(opts: ZapHandlerOptions): Promise<ZapHandler> {
   const domain = opts.domain ?? ZAP_DOMAIN;
+  const drainMs = opts.drainMs ?? DEFAULT_ZAP_DRAIN_MS;
+  if (!(Number.isFinite(drainMs) && drainMs >= 0)) throw new ConfigError(`ZAP drainMs must be a non-negative number of milliseconds, got ${String(drainMs)}`);
   const socket = new zmq.Reply(opts.context === undefined ? {} : { context: opts.context });
   socket.linger = 0;
   try {
@@ -503,6 +527,7 @@ export async function startZapHandler(opts: ZapHandlerOptions): Promise<ZapHandl
     },
     close() {
       closing ??= (async () => {
+        if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
         // zmq_close releases the inproc name later, on libzmq's reaper thread;
         // unbinding first frees it now, so a new handler can bind at once.
         await socket.unbind(ZAP_ENDPOINT).catch(() => undefined);

@@ -19,7 +19,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,8 +41,9 @@ const PORT = 29500;
 /** Seconds a worker may take per phase in the link-down run; the coordinator must exit soon after. */
 const STEP_TIMEOUT_S = 5;
 
-// Unique per test process: names must not collide with a concurrent run.
-const tag = `dg${process.pid % 100000}`;
+// Unique per test process (full pid: ≤ 7 digits, so `v<tag>w1` stays within 15 characters).
+const tag = `dg${process.pid}`;
+const NAME_PATTERN = /^dg(\d+)(s|c|w0|w1)$/;
 const ns = { switch: `${tag}s`, c: `${tag}c`, w0: `${tag}w0`, w1: `${tag}w1` };
 const hosts = [ns.c, ns.w0, ns.w1] as const;
 // A private /24; the namespaces are isolated, so it cannot clash with the host's.
@@ -73,6 +74,46 @@ function teardownNetwork(): void {
     } catch {
       // gone with its namespace, or never made
     }
+  }
+}
+
+/**
+ * Removes namespaces left by an earlier run of this file that was killed
+ * before its `after` hook (SIGKILL): only those whose creating process no
+ * longer exists, after killing the coordinator/worker processes that run
+ * started inside them (`ip netns pids` lists exactly those).
+ */
+function removeStaleNamespaces(): void {
+  let list = '';
+  try {
+    list = ip('netns', 'list');
+  } catch {
+    return;
+  }
+  for (const line of list.split('\n')) {
+    const name = line.split(/\s+/)[0] ?? '';
+    const m = NAME_PATTERN.exec(name);
+    if (!m || Number(m[1]) === process.pid || existsSync(`/proc/${m[1]}`)) continue;
+    try {
+      for (const pid of ip('netns', 'pids', name).split(/\s+/).filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      ip('netns', 'del', name);
+    } catch {
+      // raced with another cleaner
+    }
+  }
+}
+
+/** Removes temporary folders of earlier runs whose process no longer exists. */
+async function removeStaleFolders(): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    const m = /^distgan-netns-(\d+)-/.exec(name);
+    if (m && Number(m[1]) !== process.pid && !existsSync(`/proc/${m[1]}`)) await rm(join(tmpdir(), name), { recursive: true, force: true });
   }
 }
 
@@ -110,6 +151,16 @@ before(async () => {
     skipReason = 'iproute2 (`ip`) is not installed';
     return;
   }
+  removeStaleNamespaces();
+  await removeStaleFolders();
+  // A runner that times out sends SIGTERM: still remove the namespaces.
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      for (const child of children) child.kill('SIGKILL');
+      teardownNetwork();
+      process.exit(1);
+    });
+  }
   try {
     setupNetwork();
   } catch (err) {
@@ -118,7 +169,7 @@ before(async () => {
     skipReason = `network namespaces cannot be created here: ${(e.stderr || e.message).trim()}`;
     return;
   }
-  work = await mkdtemp(join(tmpdir(), 'distgan-netns-'));
+  work = await mkdtemp(join(tmpdir(), `distgan-netns-${process.pid}-`));
 });
 
 after(async () => {
@@ -327,7 +378,7 @@ test('namespaces: a worker whose link goes down mid-run is named, and the coordi
   requireCli();
   assert.ok(cliKeys, 'keys come from the previous test');
   const out = join(work, 'run-cut');
-  const coordinator = runIn(ns.c, coordinatorArgs(cliKeys, out, ['--steps', '100000', '--step-timeout', String(STEP_TIMEOUT_S), '--checkpoint-every', '0', '--sample-every', '0']));
+  const coordinator = runIn(ns.c, coordinatorArgs(cliKeys, out, ['--steps', '2000', '--step-timeout', String(STEP_TIMEOUT_S), '--checkpoint-every', '0', '--sample-every', '0']));
   const w0 = runIn(ns.w0, workerArgs(cliKeys, 0));
   const w1 = runIn(ns.w1, workerArgs(cliKeys, 1));
   try {

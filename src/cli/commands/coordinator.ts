@@ -9,7 +9,7 @@ import { int } from '../../shared/config.js';
 import { addRunOptions, resolveRun } from '../run-options.js';
 import { hostRun } from '../coordinator-host.js';
 import { logLine } from '../output.js';
-import { applyServerCurve, isLoopbackEndpoint, readAuthorizedKeys, readSecretKeyFile, startZapHandler } from '../../shared/curve.js';
+import { applyServerCurve, isLoopbackEndpoint, readAuthorizedKeys, readSecretKeyFile, startZapHandler, watchHandshakeFailures } from '../../shared/curve.js';
 
 export function register(program: Command): void {
   const cmd = program
@@ -45,7 +45,14 @@ export function register(program: Command): void {
           logLine(`rejected a peer from ${address}: ${reason}`);
         },
       });
-      configureSocket = async (router) => applyServerCurve(router, keys);
+      configureSocket = async (router) => {
+        applyServerCurve(router, keys);
+        // Keyless and wrong-coordinator-key clients fail the handshake before ZAP is asked.
+        watchHandshakeFailures(router, (reason, address) => {
+          host?.coordinator.peerRejected(`${reason} (${address})`);
+          logLine(`rejected a peer from ${address}: ${reason}`);
+        });
+      };
       logLine(`CURVE on: ${authorized.size} authorised worker keys`);
     } else if (!isLoopbackEndpoint(o.bind)) {
       logLine(`WARNING: ${o.bind} is not a loopback address and CURVE is off: anyone who can reach this port can join the run and read its weights. Use --curve-secret-key and --authorized-keys (see docs/multi-node.md).`);
