@@ -58,13 +58,19 @@ interface RankResult {
   receivedAt: number;
 }
 
-/** Sums per-rank arrays in rank order, so the float result never depends on arrival order. */
-function sumInRankOrder(parts: readonly Float32Array[], length: number): Float32Array {
+/**
+ * Sums per-rank arrays in rank order, so the float result never depends on
+ * arrival order. Gradients arrive pre-scaled by each rank's share of the batch
+ * (weights omitted); BN statistics arrive raw and are weighted here by share.
+ */
+function sumInRankOrder(parts: readonly Float32Array[], length: number, weights?: readonly number[]): Float32Array {
   const out = new Float32Array(length);
-  for (const p of parts) {
-    if (p.length !== length) throw new ProtocolError(`gradient of ${p.length} floats, expected ${length}`);
-    for (let i = 0; i < length; i++) out[i]! += p[i]!;
-  }
+  parts.forEach((p, r) => {
+    if (p.length !== length) throw new ProtocolError(`rank ${r} sent ${p.length} floats, expected ${length}`);
+    const w = weights?.[r] ?? 1;
+    if (w === 1) for (let i = 0; i < length; i++) out[i]! += p[i]!;
+    else for (let i = 0; i < length; i++) out[i]! += w * p[i]!;
+  });
   return out;
 }
 
@@ -76,6 +82,8 @@ export class Coordinator {
   private readonly now: () => number;
   private readonly sampler: EpochSampler;
   private readonly bounds: Array<[number, number]>;
+  /** Each rank's share of the global batch, the weight of its BN statistics. */
+  private readonly shares: number[];
   private queue: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
   private settle!: { resolve: (s: RunSummary) => void; reject: (e: unknown) => void };
@@ -111,6 +119,7 @@ export class Coordinator {
     }
     this.sampler = new EpochSampler(run.dataset.count, config.batchSize, config.seed);
     this.bounds = sliceBounds(config.batchSize, opts.worldSize);
+    this.shares = this.bounds.map(([s, e]) => (e - s) / config.batchSize);
     this.runSpec = run.wire;
     this.finished = new Promise<RunSummary>((res, rej) => {
       this.settle = { resolve: res, reject: rej };
@@ -326,7 +335,7 @@ export class Coordinator {
       case 'reduce-d': {
         const results = this.dResults as RankResult[];
         const grad = sumInRankOrder(results.map((x) => x.grad), run.trainer.dParamCount);
-        const aux = results[0]!.aux.length ? sumInRankOrder(results.map((x) => x.aux), results[0]!.aux.length) : EMPTY_F32;
+        const aux = results[0]!.aux.length ? sumInRankOrder(results.map((x) => x.aux), results[0]!.aux.length, this.shares) : EMPTY_F32;
         this.pendingD = { grad, aux };
         this.gPhaseStart = this.now();
         for (let r = 0; r < this.opts.worldSize; r++) {
@@ -338,7 +347,7 @@ export class Coordinator {
       case 'reduce-g': {
         const results = this.gResults as RankResult[];
         const grad = sumInRankOrder(results.map((x) => x.grad), run.trainer.gParamCount);
-        const aux = results[0]!.aux.length ? sumInRankOrder(results.map((x) => x.aux), results[0]!.aux.length) : EMPTY_F32;
+        const aux = results[0]!.aux.length ? sumInRankOrder(results.map((x) => x.aux), results[0]!.aux.length, this.shares) : EMPTY_F32;
         this.pendingG = { grad, aux };
         // The mirror applies this step (D then G, exactly as every worker does)
         // after the next step has been dispatched, off the critical path; see flushMirror.
@@ -386,7 +395,7 @@ export class Coordinator {
     const g = this.gResults as RankResult[];
     const end = this.now();
     const B = this.opts.config.batchSize;
-    const weights = this.bounds.map(([s, e]) => (e - s) / B);
+    const weights = this.shares;
     const wsum = (f: (r: RankResult) => number | undefined, rs: RankResult[]): number => rs.reduce((acc, r, i) => acc + weights[i]! * (f(r) ?? NaN), 0);
     this.lastStats = {
       dLoss: wsum((r) => r.stats.dLoss, d),

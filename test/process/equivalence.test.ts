@@ -86,3 +86,20 @@ test('2 workers = 1 worker at the same global batch; 3 uneven workers = 1 worker
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('BN moving statistics are averaged by batch share across workers (2 workers stay close to 1 worker)', { timeout: 600_000 }, async () => {
+  const dir = await tempDir();
+  try {
+    const BN = ['--dataset', 'mnist', '--model', 'dcgan', '--width', '0.25'];
+    const one = await train(1, 16, dir, BN);
+    const two = await train(2, 16, dir, BN);
+    assert.ok(one.state.bnStats.length > 0, 'the model has BN statistics');
+    // Slices see different batch statistics, so these differ a little; summing
+    // instead of averaging would double them every phase (2^20 after 10 steps).
+    const e = relL2(two.state.bnStats, one.state.bnStats);
+    assert.ok(e < 0.05, `BN statistics of 2 workers vs 1: relative L2 ${e}`);
+    for (const v of two.state.bnStats) assert.ok(Number.isFinite(v));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
