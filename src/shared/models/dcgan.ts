@@ -20,8 +20,12 @@ import { dcganPlan, type DcganSpec } from './spec.js';
 export const LEAKY_ALPHA = 0.2;
 /** Kernel side of every (transposed) convolution, pixels. */
 export const KERNEL = 5;
-/** BN momentum of the moving statistics (tfjs/Keras default). */
-export const BN_MOMENTUM = 0.99;
+/**
+ * BN momentum of the moving statistics: 0.9, i.e. PyTorch's momentum 0.1 that the
+ * reference DCGAN uses. Keras's 0.99 leaves inference-mode samples grey for
+ * hundreds of steps while the moving variance catches up.
+ */
+export const BN_MOMENTUM = 0.9;
 /** BN variance epsilon (tfjs/Keras default). */
 export const BN_EPSILON = 1e-3;
 
