@@ -80,7 +80,7 @@ svg.chart .cursor { stroke: var(--muted); stroke-dasharray: 3 3; }
 .sample-wrap { position: relative; background: #07090d; border-radius: 10px; border: 1px solid var(--border); min-height: 220px;
   display: flex; align-items: center; justify-content: center; overflow: hidden; }
 .sample-wrap img { width: 100%; height: auto; max-height: 520px; object-fit: contain; image-rendering: pixelated; display: block; }
-.placeholder { color: var(--muted); font-size: 13px; padding: 30px; text-align: center; }
+.empty-note { color: var(--muted); font-size: 13px; padding: 30px; text-align: center; }
 .phasebar { display: flex; height: 22px; border-radius: 6px; overflow: hidden; background: var(--panel2); border: 1px solid var(--border); }
 .phasebar div { height: 100%; min-width: 0; transition: flex-grow .5s ease; }
 .phase-legend { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 4px 16px; margin-top: 10px; font-size: 12px; }
@@ -148,7 +148,7 @@ footer .path { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monos
     </div>
     <div class="col">
       <div class="card"><h2>Latest samples <span class="aside" id="sample-step"></span></h2>
-        <div class="sample-wrap"><img id="sample" class="hidden" alt="latest sample grid"><div class="placeholder" id="sample-empty">No sample grid yet</div></div></div>
+        <div class="sample-wrap"><img id="sample" class="hidden" alt="latest sample grid"><div class="empty-note" id="sample-empty">No sample grid yet</div></div></div>
       <div class="card"><h2>Step time <span class="aside" id="step-time"></span></h2>
         <div class="phasebar" id="phasebar"></div><div class="phase-legend" id="phase-legend"></div></div>
       <div class="card"><h2>Workers</h2>

@@ -3,8 +3,8 @@
  * with a deadline, capturing its output. Shared by the process-tier tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -95,4 +95,19 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The absolute path of an executable on PATH (or in /usr/bin, /usr/local/bin), or undefined. */
+export function which(name: string): string | undefined {
+  for (const d of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin']) {
+    if (!d) continue;
+    const p = join(d, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }

@@ -12,35 +12,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ROOT, which } from '../helpers/cli.js';
 
-/** The repository root, found from this file both as test/… (tsx) and dist/test/… (compiled). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
-
-function which(name: string): string | undefined {
-  for (const d of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin']) {
-    if (!d) continue;
-    try {
-      accessSync(join(d, name), constants.X_OK);
-      return join(d, name);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -160,7 +137,7 @@ function substitute(expr: string, vars: Record<string, string>): string {
 }
 
 test('observability end to end: CLI → Prometheus → every dashboard query; status page in Chromium', { timeout: 240_000 }, async () => {
-  const root = repoRoot();
+  const root = ROOT;
   const cli = join(root, 'bin', 'distgan.js');
   assert.ok(existsSync(join(root, 'dist', 'src', 'cli', 'main.js')), 'dist/src/cli/main.js is missing: build first with `npx tsc -p .`');
   const prometheusBin = which('prometheus');

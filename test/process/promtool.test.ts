@@ -6,38 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { PrometheusObserver } from '../../src/coordinator/metrics.js';
+import { ROOT, which } from '../helpers/cli.js';
 
-/** The repository root, found from this file both as test/… (tsx) and dist/test/… (compiled). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
-
-function which(name: string): string | undefined {
-  for (const d of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin']) {
-    if (!d) continue;
-    const p = join(d, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 function promtool(): string {
   const p = which('promtool');
@@ -55,7 +31,7 @@ function run(cmd: string, args: string[], opts: { cwd?: string; input?: string }
   });
 }
 
-const dir = join(repoRoot(), 'deploy', 'prometheus');
+const dir = join(ROOT, 'deploy', 'prometheus');
 
 test('promtool check config accepts deploy/prometheus/prometheus.yml and finds its rule file', async () => {
   const r = await run(promtool(), ['check', 'config', 'prometheus.yml'], { cwd: dir });

@@ -14,7 +14,6 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { Command } from 'commander';
 import { register as registerCoordinator } from '../../src/cli/commands/coordinator.js';
@@ -22,18 +21,9 @@ import { register as registerWorker } from '../../src/cli/commands/worker.js';
 import { register as registerKeygen } from '../../src/cli/commands/keygen.js';
 import { readPublicKeyFile, readSecretKeyFile, writeKeys } from '../../src/shared/curve.js';
 import { K8S_WORLD_SIZE_ENV } from '../../src/shared/scheduler-env.js';
+import { ROOT } from '../helpers/cli.js';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
 
-const ROOT = repoRoot();
 const DEPLOY = join(ROOT, 'deploy');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
