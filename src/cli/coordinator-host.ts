@@ -69,7 +69,8 @@ export async function hostRun(opts: {
   const { config } = opts;
   const out = resolve(config.out);
   // Everything that can reject bad input runs before the run folder is created.
-  const backend = await initBackend(coordinatorBackend(config.backend), { log: (l: string) => opts.log(`coordinator ${l}`) });
+  const backend = await initBackend(coordinatorBackend(config.backend), { log: () => {} });
+  opts.log(`the coordinator's own model copy (sample grids, export) runs on ${backend.name}; workers choose theirs with --backend ${config.backend}`);
   const dataset = await openDataset(config.dataset, { flip: false, seed: config.seed });
   const runId = opts.resumeFrom?.header.runId ?? randomUUID();
   const run = buildRun(config, dataset, { runId, backend: backend.name, stepTimeout: config.stepTimeout });

@@ -214,6 +214,11 @@ async function tryWebgpu(requireHardware: boolean, gpuIndex: number | undefined)
   } catch (err) {
     return { ok: false, reason: `the webgpu module failed to load (${firstLine(err)})` };
   }
+  // In auto mode, a machine without the Vulkan loader has no hardware adapter:
+  // skip Dawn, which would otherwise print its own loader warning per process.
+  if (requireHardware && !mod.vulkanLoaderFound()) {
+    return { ok: false, reason: 'no Vulkan loader libvulkan.so.1' };
+  }
   let result: Awaited<ReturnType<typeof mod.initWebgpu>>;
   try {
     result = await mod.initWebgpu(gpuIndex === undefined ? { requireHardware } : { gpuIndex, requireHardware });
