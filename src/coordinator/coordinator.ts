@@ -13,7 +13,6 @@
  * is what checkpoints, sample grids and the generator export are made from,
  * and it is compared against the workers' checksums.
  */
-import { hostname } from 'node:os';
 import { mkdir, writeFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Router } from 'zeromq';
@@ -293,14 +292,10 @@ export class Coordinator {
         this.fanout.workerJoined({ rank: a.member.rank, host: a.member.host, pid: a.member.pid, backend: a.member.backend });
         return;
       case 'init': {
-        const s = run.trainer.getState();
+        const { step, ...frames } = run.trainer.getState();
         this.runStart = this.now();
         for (let r = 0; r < this.opts.worldSize; r++) {
-          await this.send(this.memberIdentity(r), {
-            t: MsgType.Init,
-            step: s.step,
-            frames: { gWeights: s.gWeights, dWeights: s.dWeights, bnStats: s.bnStats, gAdamM: s.gAdamM, gAdamV: s.gAdamV, dAdamM: s.dAdamM, dAdamV: s.dAdamV },
-          });
+          await this.send(this.memberIdentity(r), { t: MsgType.Init, step, frames });
         }
         this.opts.log(`all ${this.opts.worldSize} workers ready; training steps ${this.state.opts.startStep}..${config.steps}`);
         return;
@@ -574,4 +569,3 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await rename(tmp, path);
 }
 
-export const coordinatorHost = hostname;

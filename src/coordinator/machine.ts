@@ -325,8 +325,3 @@ export function step(state: MachineState, event: Event, now: number): Transition
       return onTick(state, now);
   }
 }
-
-/** Steps fully completed (D and G applied) in the current state. */
-export function completedSteps(state: MachineState): number {
-  return state.step;
-}

@@ -57,10 +57,6 @@ function rate(v: number | undefined): string {
   return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 }
 
-function finiteOrNull(v: number): number | null {
-  return Number.isFinite(v) ? v : null;
-}
-
 export class ProgressObserver implements RunObserver {
   private readonly stream: NodeJS.WriteStream | Writable;
   private readonly mode: 'bar' | 'plain' | 'json';

@@ -19,13 +19,12 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CheckpointError } from './errors.js';
-import type { TrainerState } from './gan/api.js';
+import { TRAINER_STATE_ARRAYS as ARRAY_KEYS, type TrainerState } from './gan/api.js';
 import type { TrainingConfig } from './config.js';
 import type { SamplerPosition } from './data/sampler.js';
 
 const MAGIC = 'DGANCKPT';
 const FORMAT_VERSION = 1;
-const ARRAY_KEYS = ['gWeights', 'dWeights', 'bnStats', 'gAdamM', 'gAdamV', 'dAdamM', 'dAdamV'] as const;
 
 export interface CheckpointHeader {
   format: number;

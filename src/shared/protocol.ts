@@ -25,6 +25,7 @@
  */
 import { Packr } from 'msgpackr';
 import { ProtocolError } from './errors.js';
+import { TRAINER_STATE_ARRAYS, type TrainerStateArrays } from './gan/api.js';
 
 /** Bumped on any incompatible change; the join handshake refuses a mismatch. */
 export const PROTOCOL_VERSION = 1;
@@ -121,15 +122,7 @@ export interface RefuseMsg {
 export interface InitMsg {
   t: MsgType.Init;
   step: number;
-  frames: {
-    gWeights: Float32Array;
-    dWeights: Float32Array;
-    bnStats: Float32Array;
-    gAdamM: Float32Array;
-    gAdamV: Float32Array;
-    dAdamM: Float32Array;
-    dAdamV: Float32Array;
-  };
+  frames: TrainerStateArrays;
 }
 
 export interface DStepMsg {
@@ -227,7 +220,7 @@ const SCHEMA: Record<MsgType, { fields: Record<string, FieldType>; optional?: Re
   [MsgType.Refuse]: { fields: { code: 'string', reason: 'string' }, frames: {} },
   [MsgType.Init]: {
     fields: { step: 'number' },
-    frames: { gWeights: 'f32', dWeights: 'f32', bnStats: 'f32', gAdamM: 'f32', gAdamV: 'f32', dAdamM: 'f32', dAdamV: 'f32' },
+    frames: Object.fromEntries(TRAINER_STATE_ARRAYS.map((k) => [k, 'f32' as const])),
   },
   [MsgType.DStep]: {
     fields: { step: 'number', globalBatch: 'number', checksum: 'boolean' },

@@ -118,8 +118,9 @@ export class Worker {
     if (init.t === MsgType.Refuse) throw new JoinRefusedError(`the coordinator refused this worker: ${init.reason}`);
     if (init.t === MsgType.Stop) return { code: init.failed ? 3 : 0, reason: init.reason };
     if (init.t !== MsgType.Init) throw new ProtocolError(`expected Init, got ${MsgType[init.t]}`);
+    // setState copies into the trainer's own arrays, so the ZeroMQ frames can go.
     const state: TrainerState = { step: init.step, ...init.frames };
-    this.trainer.setState(copyState(state));
+    this.trainer.setState(state);
     opts.log(`rank ${this.rank}: starting at step ${init.step}`);
 
     // The coordinator may pause between phases (sample grids, checkpoints); give it slack.
@@ -203,18 +204,3 @@ export class Worker {
   }
 }
 
-/** Received frames are views into ZeroMQ buffers; the trainer keeps its own copies. */
-function copyState(s: TrainerState): TrainerState {
-  return {
-    step: s.step,
-    gWeights: s.gWeights.slice(),
-    dWeights: s.dWeights.slice(),
-    bnStats: s.bnStats.slice(),
-    gAdamM: s.gAdamM.slice(),
-    gAdamV: s.gAdamV.slice(),
-    dAdamM: s.dAdamM.slice(),
-    dAdamV: s.dAdamV.slice(),
-  };
-}
-
-export { describeError };

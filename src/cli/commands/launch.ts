@@ -10,11 +10,11 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 import { CLI_BIN } from '../../shared/version.js';
-import { ConfigError, DistganError, describeError } from '../../shared/errors.js';
+import { ConfigError, DistganError } from '../../shared/errors.js';
 import { defaultWorkerCount, int, parseGpuList, visibleDeviceFor } from '../../shared/config.js';
 import { addRunOptions, resolveRun } from '../run-options.js';
 import { hostRun } from '../coordinator-host.js';
-import { fail, logLine } from '../output.js';
+import { logLine } from '../output.js';
 
 /** GPUs visible through nvidia-smi, or none. Bounded: a wedged driver must not hang the launcher. */
 export function detectGpus(): number[] {
@@ -146,4 +146,3 @@ export function register(program: Command): void {
   });
 }
 
-export { fail, describeError };

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import type { Dealer } from 'zeromq';
 import { BACKENDS, int, num, oneOf, parseGpuList, visibleDeviceFor, type BackendRequest } from '../../shared/config.js';
-import { ConfigError, describeError } from '../../shared/errors.js';
+import { ConfigError } from '../../shared/errors.js';
 import { initBackend } from '../../shared/compute/backend.js';
 import { openDataset } from '../../shared/data/open.js';
 import { readEnv } from '../../shared/env.js';
@@ -110,4 +110,3 @@ export function register(program: Command): void {
     });
 }
 
-export { describeError };

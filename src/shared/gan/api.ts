@@ -71,6 +71,10 @@ export interface TrainerState {
   dAdamV: Float32Array;
 }
 
+/** The arrays of a TrainerState, in the order they travel (Init message) and are stored (checkpoints). */
+export const TRAINER_STATE_ARRAYS = ['gWeights', 'dWeights', 'bnStats', 'gAdamM', 'gAdamV', 'dAdamM', 'dAdamV'] as const;
+export type TrainerStateArrays = Omit<TrainerState, 'step'>;
+
 export interface GanTrainer {
   /** Number of floats in a flat G/D gradient (= trainable parameters). */
   readonly gParamCount: number;

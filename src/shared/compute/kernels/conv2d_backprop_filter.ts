@@ -18,15 +18,12 @@
  */
 import { tf } from '../tf.js';
 
-import { StockKernels, type Shape4, type TensorInfo } from './stock-kernels.js';
+import { StockKernels, shape4 as shape4Of, type Shape4, type TensorInfo } from './stock-kernels.js';
+
+const shape4 = (shape: readonly number[], what: string): Shape4 => shape4Of(shape, what, KERNEL_NAME);
 
 const KERNEL_NAME = 'Conv2DBackpropFilter';
 
-
-function shape4(shape: readonly number[], what: string): Shape4 {
-  if (shape.length !== 4) throw new Error(`${KERNEL_NAME} (wasm): ${what} must be rank 4, got shape [${shape.join(', ')}]`);
-  return [shape[0] as number, shape[1] as number, shape[2] as number, shape[3] as number];
-}
 
 /**
  * dW for NHWC x and dy.

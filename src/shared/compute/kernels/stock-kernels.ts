@@ -10,6 +10,12 @@ import { tf } from '../tf.js';
 export type TensorInfo = tf.TensorInfo;
 export type Shape4 = [number, number, number, number];
 
+/** Checks a shape is rank 4; `owner` names the distgan kernel in the error. */
+export function shape4(shape: readonly number[], what: string, owner: string): Shape4 {
+  if (shape.length !== 4) throw new Error(`${owner} (wasm): ${what} must be rank 4, got shape [${shape.join(', ')}]`);
+  return [shape[0] as number, shape[1] as number, shape[2] as number, shape[3] as number];
+}
+
 export class StockKernels {
   private readonly made: TensorInfo[] = [];
 
