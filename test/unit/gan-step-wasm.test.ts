@@ -1,6 +1,6 @@
 /**
- * One DCGAN step on the wasm backend (with distgan's Conv2DBackpropFilter and
- * Conv2DBackpropInput kernels, registered by initBackend('wasm')) against the
+ * One DCGAN step on the wasm backend (with distgan's kernels and gradients,
+ * registered by initBackend('wasm')) against the
  * cpu reference: every G and D gradient tensor, the BN statistics and the
  * losses agree to float32 rounding.
  *
@@ -62,12 +62,10 @@ function compareTensors(label: string, infos: readonly VariableInfo[], wasm: Flo
     }
     const name = `${label}[${k}] ${info.role} [${info.shape.join('×')}] (layer ${info.layer})`;
     if (norm === 0) {
-      assert.ok(maxAbs <= ZERO_TOL, `${name}: cpu is zero, wasm differs by ${maxAbs}`);
-      report.push(`${name}: zero, max abs ${maxAbs}`);
+      report.push(`${maxAbs <= ZERO_TOL ? '' : 'FAIL '}${name}: zero, max abs ${maxAbs}`);
     } else {
       const rel = Math.sqrt(err / norm);
-      assert.ok(rel <= REL_TOL, `${name}: relative L2 error ${rel}`);
-      report.push(`${name}: rel ${rel.toExponential(2)}`);
+      report.push(`${rel <= REL_TOL ? '' : 'FAIL '}${name}: rel ${rel.toExponential(2)}, |cpu| ${Math.sqrt(norm).toExponential(2)}`);
     }
     offset += info.size;
   });
@@ -77,6 +75,12 @@ function compareTensors(label: string, infos: readonly VariableInfo[], wasm: Flo
 const CASES: Array<{ label: string; spec: ModelSpec; batch: number }> = [
   { label: 'DCGAN 28×28×1, width 1/8, BN', spec: resolveModelSpec('dcgan', [28, 28, 1], { width: 1 / 8, latentDim: 32 }), batch: 4 },
   { label: 'DCGAN 32×32×3, width 1/16, BN', spec: resolveModelSpec('dcgan', [32, 32, 3], { width: 1 / 16, latentDim: 32 }), batch: 3 },
+  // 32 and 16 G channels: the transposed convs take Conv2DBackpropInput's per-phase path.
+  // (Batch 4: at batch 2 this seed's output-bias gradient, one sum over all
+  // pixels, cancels to 4.6e-4 and float32 summation order alone gives it a
+  // 1.0e-4 relative error, identically with the kernels of the previous
+  // commit; every other tensor stays below 1e-6 there too.)
+  { label: 'DCGAN 28×28×1, width 1/4, BN', spec: resolveModelSpec('dcgan', [28, 28, 1], { width: 1 / 4, latentDim: 32 }), batch: 4 },
 ];
 
 describe('a DCGAN step on wasm matches cpu', () => {
@@ -94,6 +98,8 @@ describe('a DCGAN step on wasm matches cpu', () => {
         ...compareTensors('BN after G', cpu.layout.bn, wasm.g.aux, cpu.g.aux),
       ];
       for (const line of lines) ctx.diagnostic(line);
+      const failed = lines.filter((l) => l.startsWith('FAIL '));
+      assert.deepEqual(failed, [], `tensors over tolerance (rel ${REL_TOL}, zero ${ZERO_TOL}):\n${lines.join('\n')}`);
       const near = (a: number | undefined, b: number | undefined): boolean => Math.abs(a! - b!) <= 1e-5 * Math.max(1, Math.abs(b!));
       assert.ok(near(wasm.d.stats.dLoss, cpu.d.stats.dLoss), `D loss ${wasm.d.stats.dLoss} vs ${cpu.d.stats.dLoss}`);
       assert.ok(near(wasm.g.stats.gLoss, cpu.g.stats.gLoss), `G loss ${wasm.g.stats.gLoss} vs ${cpu.g.stats.gLoss}`);

@@ -8,6 +8,12 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { initBackend } from '../../src/shared/compute/backend.js';
 import { unregisterWasmKernels, registerWasmKernels, wasmKernelsRegistered } from '../../src/shared/compute/kernels/register.js';
+import {
+  PER_PHASE_MIN_CHANNELS,
+  conv2dBackpropInputConfig,
+  conv2dBackpropInputConfigFor,
+  type Strategy,
+} from '../../src/shared/compute/kernels/conv2d_backprop_input.js';
 import { tf } from '../../src/shared/compute/tf.js';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -39,6 +45,9 @@ const CASES: Case[] = [
   // Every window lies in the padding: both gradients are exactly zero.
   { name: 'batch 1, 2×2, 1×1 s3 top/left pad 1 (no window reaches the input)', x: [1, 2, 2, 1], filter: [1, 1, 1, 2], strides: 3, pad: [[0, 0], [1, 0], [1, 0], [0, 0]] },
   { name: 'NCHW, batch 2, 3 channels, 7×7, 3×3 s2 same', x: [2, 3, 7, 7], filter: [3, 3, 3, 2], strides: 2, pad: 'same', dataFormat: 'NCHW' },
+  // ≥ PER_PHASE_MIN_CHANNELS input channels: 'auto' runs one Conv2D per phase.
+  { name: 'batch 2, 14×14×16 → 7×7×8, 5×5 s2 same (per-phase under auto)', x: [2, 14, 14, 16], filter: [5, 5, 16, 8], strides: 2, pad: 'same' },
+  { name: 'batch 1, 11×10×16, 3×3 s3 valid (per-phase under auto)', x: [1, 11, 10, 16], filter: [3, 3, 16, 2], strides: 3, pad: 'valid' },
 ];
 
 /** Deterministic values in [-1, 1) (no Math.random: a failure must reproduce). */
@@ -111,17 +120,42 @@ describe('distgan wasm conv kernels match the cpu reference', () => {
     assert.ok(wasmKernelsRegistered(), 'initBackend("wasm") registers our kernels');
   });
 
-  for (const kernel of ['Conv2DBackpropInput', 'Conv2DBackpropFilter'] as const) {
+  /** Runs `f` with the Conv2DBackpropInput kernel pinned to one strategy. */
+  async function withStrategy<T>(strategy: Strategy, f: () => Promise<T>): Promise<T> {
+    if (strategy === 'auto') return f();
+    tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+    tf.registerKernel(conv2dBackpropInputConfigFor(strategy));
+    try {
+      return await f();
+    } finally {
+      tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+      tf.registerKernel(conv2dBackpropInputConfig);
+    }
+  }
+
+  const runs: Array<{ kernel: 'Conv2DBackpropInput' | 'Conv2DBackpropFilter'; strategy: Strategy }> = [
+    { kernel: 'Conv2DBackpropInput', strategy: 'auto' },
+    { kernel: 'Conv2DBackpropInput', strategy: 'per-phase' },
+    { kernel: 'Conv2DBackpropInput', strategy: 'combined' },
+    { kernel: 'Conv2DBackpropFilter', strategy: 'auto' },
+  ];
+  for (const { kernel, strategy } of runs) {
     for (const c of CASES) {
-      it(`${kernel}: ${c.name}`, async () => {
+      it(`${kernel}${strategy === 'auto' ? '' : ` (${strategy})`}: ${c.name}`, async () => {
         const ref = await runKernel('cpu', kernel, c);
-        const ours = await runKernel('wasm', kernel, c);
+        const ours = await withStrategy(strategy, () => runKernel('wasm', kernel, c));
         assert.deepEqual(ours.shape, ref.shape);
         const err = relL2(ours.values, ref.values);
         assert.ok(err <= 1e-5, `relative L2 error ${err.toExponential(2)} > 1e-5`);
       });
     }
   }
+
+  it('auto picks per-phase Conv2Ds from PER_PHASE_MIN_CHANNELS input channels up', () => {
+    // Both sides of the threshold are among CASES, so both code paths run under 'auto' too.
+    const channels = CASES.map((c) => (c.dataFormat === 'NCHW' ? c.x[1] : c.x[3]));
+    assert.ok(channels.some((ch) => ch >= PER_PHASE_MIN_CHANNELS) && channels.some((ch) => ch < PER_PHASE_MIN_CHANNELS));
+  });
 
   it('leaks neither tensors nor wasm buffers over repeated calls', async () => {
     await tf.setBackend('wasm');

@@ -25,6 +25,7 @@ import { ConfigError, CheckpointError, NumericError, ProtocolError } from '../er
 import { Rng, Stream, normalRows } from '../rng.js';
 import { buildDcganDiscriminator, buildDcganGenerator } from '../models/dcgan.js';
 import { buildMlpDiscriminator, buildMlpGenerator } from '../models/mlp.js';
+import { applyUnfused } from '../models/forward.js';
 import { parameterCounts, sampleShapeOf, validateModelSpec, type ModelSpec } from '../models/spec.js';
 import { NetworkId, flatSize, initialValues, networkVariables, writeFlat, type NetworkVariables, type VariableInfo } from '../models/variables.js';
 import { Adam } from './adam.js';
@@ -238,13 +239,13 @@ export class TfGanTrainer implements GanTrainer {
     let kept: tf.Tensor | undefined;
     const packed = this.guarded(() => tf.tidy(() => {
       // G in training mode (BN batch statistics); its variables are not differentiated.
-      let fake = this.generator.apply(tf.tensor2d(z, [n, this.latentDim]), { training: true }) as tf.Tensor;
+      let fake = applyUnfused(this.generator, tf.tensor2d(z, [n, this.latentDim]), true);
       if (fakeNoise !== undefined) fake = tf.add(fake, tf.tensor(fakeNoise, fake.shape));
       const realT = tf.tensor(real, [n, ...this.sampleShape]);
       // One D pass over [real; fake]: D has no BN, so this equals two passes.
       const both = tf.concat([realT, fake], 0);
       const { grads } = tf.variableGrads(() => {
-        const logits = this.discriminator.apply(both, { training: true }) as tf.Tensor;
+        const logits = applyUnfused(this.discriminator, both, true);
         const realLogits = tf.slice(logits, [0, 0], [n, 1]);
         const fakeLogits = tf.slice(logits, [n, 0], [n, 1]);
         const loss = discriminatorLoss(realLogits, fakeLogits, labelSmoothing);
@@ -274,9 +275,9 @@ export class TfGanTrainer implements GanTrainer {
       const zT = tf.tensor2d(z, [n, this.latentDim]);
       const noiseT = fakeNoise === undefined ? undefined : tf.tensor(fakeNoise, [n, ...this.sampleShape]);
       const { value, grads } = tf.variableGrads(() => {
-        let fake = this.generator.apply(zT, { training: true }) as tf.Tensor;
+        let fake = applyUnfused(this.generator, zT, true);
         if (noiseT !== undefined) fake = tf.add(fake, noiseT);
-        const fakeLogits = this.discriminator.apply(fake, { training: true }) as tf.Tensor;
+        const fakeLogits = applyUnfused(this.discriminator, fake, true);
         return generatorLoss(fakeLogits, entropyWeight);
       }, this.g.trainable);
       const parts = this.gradientsInOrder(grads, this.g.trainable, 'G');

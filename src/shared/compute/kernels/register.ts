@@ -5,6 +5,12 @@
  *   net on wasm fails without it.
  * - Conv2DBackpropInput: replaces the stock loop with a polyphase Conv2D
  *   (several times faster; see conv2d_backprop_input.ts).
+ * - BatchMatMul: the stock kernel is ~10× slower with transposeA/transposeB
+ *   than without; ours transposes first (batch_matmul.ts).
+ * - Tile: the stock kernel moves ~10 M floats/s; broadcastable tiles (every
+ *   batch-norm gradient has one) become a broadcast add (tile.ts).
+ * - LeakyRelu (and its gradient): stock LeakyRelu, Greater and Select are
+ *   scalar loops; exact rewrites into XNNPACK-backed kernels (leaky_relu.ts).
  *
  * Call registerWasmKernels() once the wasm backend is initialised (backend.ts
  * does, right after tf.setBackend('wasm')) and before the first op: the stock
@@ -14,12 +20,29 @@
 import { tf } from '../tf.js';
 import { conv2dBackpropFilterConfig } from './conv2d_backprop_filter.js';
 import { conv2dBackpropInputConfig } from './conv2d_backprop_input.js';
+import { batchMatMulConfig } from './batch_matmul.js';
+import { tileConfig } from './tile.js';
+import { leakyReluConfig, leakyReluGradConfig } from './leaky_relu.js';
+import { rememberStockKernel, takeStockKernel } from './stock-kernels.js';
 
 /** Every kernel distgan registers for the wasm backend. */
-export const WASM_KERNELS: readonly tf.KernelConfig[] = [conv2dBackpropFilterConfig, conv2dBackpropInputConfig];
+export const WASM_KERNELS: readonly tf.KernelConfig[] = [
+  conv2dBackpropFilterConfig,
+  conv2dBackpropInputConfig,
+  batchMatMulConfig,
+  tileConfig,
+  leakyReluConfig,
+];
 
-/** Stock kernels displaced by ours, by kernel name, for unregisterWasmKernels(). */
-const displaced = new Map<string, tf.KernelConfig>();
+/**
+ * Gradients distgan swaps in while its wasm kernels are registered (gradients
+ * are global, not per backend; these are exact rewrites into kernels that are
+ * fast on wasm, see leaky_relu.ts).
+ */
+export const WASM_GRADIENTS: readonly tf.GradConfig[] = [leakyReluGradConfig];
+
+/** tfjs's own gradients displaced by WASM_GRADIENTS, by kernel name. */
+const displacedGradients = new Map<string, tf.GradConfig>();
 
 /**
  * Registers WASM_KERNELS for 'wasm', replacing stock kernels of the same name
@@ -34,10 +57,16 @@ export function registerWasmKernels(): void {
     const current = tf.getKernel(config.kernelName, 'wasm');
     if (current === config) continue;
     if (current !== undefined) {
-      displaced.set(config.kernelName, current);
+      rememberStockKernel(current);
       tf.unregisterKernel(config.kernelName, 'wasm');
     }
     tf.registerKernel(config);
+  }
+  for (const config of WASM_GRADIENTS) {
+    const current = tf.getGradient(config.kernelName);
+    if (current === config) continue;
+    if (current !== undefined) displacedGradients.set(config.kernelName, current);
+    tf.registerGradient(config);
   }
 }
 
@@ -46,13 +75,22 @@ export function unregisterWasmKernels(): void {
   for (const config of WASM_KERNELS) {
     if (tf.getKernel(config.kernelName, 'wasm') !== config) continue;
     tf.unregisterKernel(config.kernelName, 'wasm');
-    const stock = displaced.get(config.kernelName);
+    const stock = takeStockKernel(config.kernelName);
     if (stock !== undefined) tf.registerKernel(stock);
-    displaced.delete(config.kernelName);
+  }
+  for (const config of WASM_GRADIENTS) {
+    if (tf.getGradient(config.kernelName) !== config) continue;
+    tf.unregisterGradient(config.kernelName);
+    const original = displacedGradients.get(config.kernelName);
+    if (original !== undefined) tf.registerGradient(original);
+    displacedGradients.delete(config.kernelName);
   }
 }
 
-/** True when every kernel of WASM_KERNELS is the one registered for 'wasm'. */
+/** True when every kernel of WASM_KERNELS is the one registered for 'wasm' (and our gradients are in). */
 export function wasmKernelsRegistered(): boolean {
-  return WASM_KERNELS.every((config) => tf.getKernel(config.kernelName, 'wasm') === config);
+  return (
+    WASM_KERNELS.every((config) => tf.getKernel(config.kernelName, 'wasm') === config) &&
+    WASM_GRADIENTS.every((config) => tf.getGradient(config.kernelName) === config)
+  );
 }

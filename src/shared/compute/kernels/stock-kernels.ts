@@ -4,11 +4,35 @@
  * but the result are freed whether the kernel succeeds or throws. Kernels that
  * alias their input (Reshape) take their own reference, so disposing every
  * output exactly once is always right.
+ *
+ * Some of distgan's kernels replace a stock kernel of the same name and also
+ * call it (BatchMatMul, Tile): register.ts records every stock kernel it
+ * displaces here, and run() always reaches the stock one, never ours.
  */
 import { tf } from '../tf.js';
 
 export type TensorInfo = tf.TensorInfo;
 export type Shape4 = [number, number, number, number];
+
+/** Stock wasm kernels displaced by distgan's, by kernel name. */
+const displacedStock = new Map<string, tf.KernelConfig>();
+
+/** Records the stock kernel that one of ours is about to replace (register.ts). */
+export function rememberStockKernel(config: tf.KernelConfig): void {
+  displacedStock.set(config.kernelName, config);
+}
+
+/** Hands back (and forgets) a displaced stock kernel, for unregistering ours. */
+export function takeStockKernel(kernelName: string): tf.KernelConfig | undefined {
+  const config = displacedStock.get(kernelName);
+  displacedStock.delete(kernelName);
+  return config;
+}
+
+/** The backend's own kernel of that name, even while one of distgan's is registered in its place. */
+export function stockKernel(kernelName: string): tf.KernelConfig | undefined {
+  return displacedStock.get(kernelName) ?? tf.getKernel(kernelName, 'wasm');
+}
 
 /** Checks a shape is rank 4; `owner` names the distgan kernel in the error. */
 export function shape4(shape: readonly number[], what: string, owner: string): Shape4 {
@@ -22,13 +46,27 @@ export class StockKernels {
   /** `owner` names the distgan kernel in error messages. */
   constructor(private readonly backend: tf.KernelBackend, private readonly owner: string) {}
 
-  run(kernelName: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown> = {}): TensorInfo {
-    const kernel = tf.getKernel(kernelName, 'wasm');
+  /** `inputs` is a list for the kernels that take one (Concat). */
+  run(kernelName: string, inputs: Record<string, TensorInfo> | TensorInfo[], attrs: Record<string, unknown> = {}): TensorInfo {
+    const kernel = stockKernel(kernelName);
     if (kernel === undefined) {
       throw new Error(`distgan's wasm ${this.owner} needs the stock wasm kernel '${kernelName}', which is not registered`);
     }
-    const out = kernel.kernelFunc({ inputs, attrs: attrs as tf.NamedAttrMap, backend: this.backend });
+    const out = kernel.kernelFunc({ inputs: inputs as tf.NamedTensorInfoMap, attrs: attrs as tf.NamedAttrMap, backend: this.backend });
     if (Array.isArray(out)) throw new Error(`stock wasm kernel '${kernelName}' returned ${out.length} outputs, expected 1`);
+    this.made.push(out);
+    return out;
+  }
+
+  /**
+   * A small float32 constant on the backend (an index-free way to build
+   * permutation matrices); freed by release() like any intermediate.
+   */
+  constant(shape: number[], values: Float32Array): TensorInfo {
+    const backend = this.backend as tf.KernelBackend & {
+      makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.BackendValues): TensorInfo;
+    };
+    const out = backend.makeOutput(shape, 'float32', undefined, values);
     this.made.push(out);
     return out;
   }
