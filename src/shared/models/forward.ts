@@ -70,18 +70,20 @@ function dense(layer: Layer, x: tf.Tensor): tf.Tensor {
 
 /** The model's output for `x` (training-mode BN when `training`), without fused conv/matmul ops. */
 export function applyUnfused(model: Sequential, x: tf.Tensor, training: boolean): tf.Tensor {
-  let y = x;
-  for (const layer of model.layers) {
-    switch (layer.getClassName()) {
-      case 'Conv2D':
-        y = conv2d(layer, y);
-        break;
-      case 'Dense':
-        y = dense(layer, y);
-        break;
-      default:
-        y = layer.apply(y, { training }) as tf.Tensor;
+  return tf.tidy(() => {
+    let y = x;
+    for (const layer of model.layers) {
+      switch (layer.getClassName()) {
+        case 'Conv2D':
+          y = conv2d(layer, y);
+          break;
+        case 'Dense':
+          y = dense(layer, y);
+          break;
+        default:
+          y = layer.apply(y, { training }) as tf.Tensor;
+      }
     }
-  }
-  return y;
+    return y;
+  });
 }

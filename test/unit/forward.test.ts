@@ -1,0 +1,71 @@
+/**
+ * applyUnfused (the trainer's forward pass for gradients) computes the same
+ * function as tfjs-layers' own model.apply, for every model kind, in training
+ * and inference mode: it only swaps fused conv/matmul kernels for plain ones.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { initBackend } from '../../src/shared/compute/backend.js';
+import { tf } from '../../src/shared/compute/tf.js';
+import { buildNetworks } from '../../src/shared/gan/trainer.js';
+import { applyUnfused } from '../../src/shared/models/forward.js';
+import { resolveModelSpec, sampleShapeOf, type ModelSpec } from '../../src/shared/models/spec.js';
+import { initialValues, networkVariables, writeFlat, NetworkId } from '../../src/shared/models/variables.js';
+
+function values(size: number, seed: number): Float32Array {
+  const out = new Float32Array(size);
+  let s = seed >>> 0;
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+const SPECS: Array<{ label: string; spec: ModelSpec }> = [
+  { label: 'DCGAN 28×28×1 with BN', spec: resolveModelSpec('dcgan', [28, 28, 1], { width: 1 / 8, latentDim: 16 }) },
+  { label: 'DCGAN 32×32×3 without BN', spec: resolveModelSpec('dcgan', [32, 32, 3], { width: 1 / 16, latentDim: 16, batchNorm: false }) },
+  { label: 'MLP 2-D', spec: resolveModelSpec('mlp', [2], {}) },
+];
+
+describe('applyUnfused matches model.apply', () => {
+  before(async () => {
+    await initBackend('wasm', { log: () => {} });
+  });
+
+  for (const { label, spec } of SPECS) {
+    for (const training of [true, false]) {
+      it(`${label}, ${training ? 'training' : 'inference'} mode: G and D outputs agree to float32 rounding`, () => {
+        const { generator, discriminator } = buildNetworks(spec);
+        try {
+          for (const [model, id] of [[generator, NetworkId.Generator], [discriminator, NetworkId.Discriminator]] as const) {
+            const vars = networkVariables(model);
+            // Random weights, biases and BN γ/β included (initial biases are zero and would hide a dropped bias).
+            const flat = initialValues(vars.trainableInfo, 5, id).map((v, i) => v + 0.05 * Math.sin(i * 1.3));
+            writeFlat(flat, vars.trainable);
+            const inputShape = model === generator ? [3, spec.latentDim] : [3, ...sampleShapeOf(spec)];
+            const x = tf.tensor(values(inputShape.reduce((a, b) => a * b, 1), 9), inputShape);
+            const state = vars.state.map((v) => tf.clone(v));
+            const before = tf.memory().numTensors;
+            const ours = applyUnfused(model, x, training);
+            // Training-mode BN moved the moving statistics: put them back so both passes start alike.
+            vars.state.forEach((v, i) => v.assign(state[i]!));
+            const theirs = tf.tidy(() => model.apply(x, { training }) as tf.Tensor);
+            assert.deepEqual(ours.shape, theirs.shape);
+            const a = ours.dataSync();
+            const b = theirs.dataSync();
+            let err = 0;
+            for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i]! - b[i]!) / Math.max(1, Math.abs(b[i]!)));
+            assert.ok(err <= 1e-5, `${model.name}: max relative difference ${err}`);
+            tf.dispose([ours, theirs]);
+            assert.equal(tf.memory().numTensors, before, `${model.name}: applyUnfused leaked tensors`);
+            tf.dispose([x, ...state]);
+          }
+        } finally {
+          generator.dispose();
+          discriminator.dispose();
+        }
+      });
+    }
+  }
+});
