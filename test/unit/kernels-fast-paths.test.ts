@@ -1,6 +1,7 @@
 /**
  * distgan's wasm fast paths for stock kernels (BatchMatMul with transposes,
- * broadcastable Tile, LeakyRelu and its gradient) against the cpu backend,
+ * broadcastable Tile, LeakyRelu and its gradient, Sum and Mean over leading
+ * axes) against the cpu backend,
  * and the stock fall-backs they keep for everything else. Tile and LeakyRelu
  * are exact rewrites, so they must match bit for bit; BatchMatMul only
  * changes the summation order.
@@ -10,6 +11,7 @@ import { before, describe, it } from 'node:test';
 import { initBackend } from '../../src/shared/compute/backend.js';
 import { tf } from '../../src/shared/compute/tf.js';
 import { leakyReluGradConfig } from '../../src/shared/compute/kernels/leaky_relu.js';
+import { pooledReduction } from '../../src/shared/compute/kernels/reduce.js';
 import { registerWasmKernels, unregisterWasmKernels, wasmKernelsRegistered } from '../../src/shared/compute/kernels/register.js';
 
 /** Deterministic values in [-1, 1), with exact zeros sprinkled in (leakyReLU's kink). */
@@ -84,6 +86,32 @@ describe('distgan wasm fast paths match the cpu backend', () => {
     });
   }
 
+  const reductions: Array<{ op: 'sum' | 'mean'; x: number[]; axis?: number | number[]; keepDims?: boolean; dtype?: 'int32'; note: string }> = [
+    { op: 'sum', x: [4, 5, 6, 3], axis: [0, 1, 2], note: 'batch-norm/bias gradient (pooled)' },
+    { op: 'mean', x: [4, 5, 6, 3], axis: [0, 1, 2], keepDims: true, note: 'moments (pooled)' },
+    { op: 'sum', x: [7, 9], axis: 0, keepDims: true, note: 'dense bias gradient (pooled)' },
+    { op: 'mean', x: [2, 3, 4], axis: [1, 0], note: 'unsorted leading axes (pooled)' },
+    { op: 'sum', x: [4, 5, 6], axis: [1, 2], note: 'trailing axes (stock)' },
+    { op: 'mean', x: [4, 5, 6], axis: [0, 2], note: 'non-contiguous axes (stock)' },
+    { op: 'sum', x: [4, 5], note: 'every axis (stock)' },
+    { op: 'sum', x: [1, 5], axis: 0, note: 'one row: nothing to pool (stock)' },
+    { op: 'sum', x: [6, 4], axis: 0, dtype: 'int32', note: 'int32 (stock)' },
+  ];
+  for (const r of reductions) {
+    it(`${r.op} [${r.x}] over ${JSON.stringify(r.axis ?? 'all')}${r.keepDims === true ? ', keepDims' : ''}${r.dtype === 'int32' ? ', int32' : ''}: ${r.note}`, async () => {
+      const vals = r.dtype === 'int32' ? Int32Array.from(values(size(r.x), 8), (v) => Math.round(v * 100)) : values(size(r.x), 8);
+      const f = (): tf.Tensor => {
+        const x = tf.tensor(vals, r.x, r.dtype ?? 'float32');
+        return r.op === 'sum' ? tf.sum(x, r.axis, r.keepDims) : tf.mean(x, r.axis, r.keepDims);
+      };
+      assert.equal(pooledReduction(r.x, r.axis, r.dtype ?? 'float32') !== undefined, r.note.endsWith('(pooled)'), 'path taken');
+      const ref = await on('cpu', f);
+      const got = await on('wasm', f);
+      assert.deepEqual(got.shape, ref.shape);
+      assert.ok(maxRelErr(got.values, ref.values) <= 1e-6, `error ${maxRelErr(got.values, ref.values)}`);
+    });
+  }
+
   it('LeakyRelu forward is bit-identical to the stock wasm kernel it replaces, and matches cpu', async () => {
     const f = (): tf.Tensor => tf.leakyRelu(tf.tensor(values(2 * 7 * 7 * 3, 4), [2, 7, 7, 3]), 0.2);
     const got = await on('wasm', f);
@@ -120,6 +148,8 @@ describe('distgan wasm fast paths match the cpu backend', () => {
       tf.matMul(a, b, true, false);
       tf.tile(x, [3, 1]);
       tf.leakyRelu(b, 0.2);
+      tf.sum(b, 0);
+      tf.mean(b, 0, true);
       tf.grad((t: tf.Tensor) => tf.sum(tf.leakyRelu(t, 0.2)))(b);
     };
     tf.tidy(once);

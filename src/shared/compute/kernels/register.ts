@@ -11,6 +11,8 @@
  *   batch-norm gradient has one) become a broadcast add (tile.ts).
  * - LeakyRelu (and its gradient): stock LeakyRelu, Greater and Select are
  *   scalar loops; exact rewrites into XNNPACK-backed kernels (leaky_relu.ts).
+ * - Sum, Mean: reductions over leading axes (every batch-norm and bias
+ *   gradient) as one XNNPACK average pool; stock transposes, then loops (reduce.ts).
  *
  * Call registerWasmKernels() once the wasm backend is initialised (backend.ts
  * does, right after tf.setBackend('wasm')) and before the first op: the stock
@@ -23,6 +25,7 @@ import { conv2dBackpropInputConfig } from './conv2d_backprop_input.js';
 import { batchMatMulConfig } from './batch_matmul.js';
 import { tileConfig } from './tile.js';
 import { leakyReluConfig, leakyReluGradConfig } from './leaky_relu.js';
+import { meanConfig, sumConfig } from './reduce.js';
 import { rememberStockKernel, takeStockKernel } from './stock-kernels.js';
 
 /** Every kernel distgan registers for the wasm backend. */
@@ -32,6 +35,8 @@ export const WASM_KERNELS: readonly tf.KernelConfig[] = [
   batchMatMulConfig,
   tileConfig,
   leakyReluConfig,
+  sumConfig,
+  meanConfig,
 ];
 
 /**
