@@ -27,7 +27,37 @@ export interface ComputeChildResult {
   steps: number;
   imagesPerSecond: number;
   secondsPerStep: number;
+  /**
+   * Speed of one fixed stock Conv2D before and after the timed steps (wasm,
+   * variant 'ours' only). This VM's speed drifts by up to a third over
+   * minutes; the reference says which state a figure was measured in.
+   */
+  referenceConv2dGmacPerSecond?: { before: number; after: number };
   error?: string;
+}
+
+/**
+ * Median speed of the stock Conv2D of D's second layer (64×14×14×64 ⊗
+ * 5×5×64×128, stride 2, 'same'; 642 M multiply-adds at batch 64).
+ */
+function referenceConv2d(): number {
+  const macs = 64 * 7 * 7 * 5 * 5 * 64 * 128;
+  const x = tf.randomNormal([64, 14, 14, 64], 0, 1, 'float32', 1);
+  const w = tf.randomNormal([5, 5, 64, 128], 0, 1, 'float32', 2);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < 9; i++) {
+      const t0 = performance.now();
+      const y = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same');
+      y.dataSync();
+      y.dispose();
+      if (i >= 2) times.push(performance.now() - t0);
+    }
+  } finally {
+    tf.dispose([x, w]);
+  }
+  times.sort((a, b) => a - b);
+  return macs / (times[Math.floor(times.length / 2)]! / 1000) / 1e9;
 }
 
 export async function plainLoop(variant: string, batch: number, warmup: number, steps: number, width = 1, backendRequest = 'wasm'): Promise<ComputeChildResult> {
@@ -47,12 +77,22 @@ export async function plainLoop(variant: string, batch: number, warmup: number, 
     const g = await trainer.computeGGradients({ step: s, positions, globalBatch: batch });
     trainer.applyGGradients(g.gradients, g.aux);
   };
+  const reference = variant === 'ours' && choice.name === 'wasm';
   try {
     for (let s = 0; s < warmup; s++) await one(s);
+    const before = reference ? referenceConv2d() : NaN;
     const t0 = performance.now();
     for (let s = warmup; s < warmup + steps; s++) await one(s);
     const secs = (performance.now() - t0) / 1000;
-    return { variant, backend: choice.name, batchSize: batch, steps, imagesPerSecond: (batch * steps) / secs, secondsPerStep: secs / steps };
+    return {
+      variant,
+      backend: choice.name,
+      batchSize: batch,
+      steps,
+      imagesPerSecond: (batch * steps) / secs,
+      secondsPerStep: secs / steps,
+      ...(reference ? { referenceConv2dGmacPerSecond: { before, after: referenceConv2d() } } : {}),
+    };
   } catch (e) {
     return { variant, backend: choice.name, batchSize: batch, steps: 0, imagesPerSecond: 0, secondsPerStep: NaN, error: describeError(e) };
   } finally {

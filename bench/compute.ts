@@ -27,6 +27,10 @@ export async function runComputeBench(o: ComputeBenchOptions): Promise<Record<st
     const res = r.result;
     if (res?.error || r.error) o.log(`  ${variant}: ${res?.error ?? r.error}`);
     else if (res) o.log(`  ${variant}: ${res.imagesPerSecond.toFixed(1)} img/s (${res.secondsPerStep.toFixed(3)} s/step) on ${res.backend}`);
+    if (res?.referenceConv2dGmacPerSecond !== undefined) {
+      const { before, after } = res.referenceConv2dGmacPerSecond;
+      o.log(`  machine reference: one stock Conv2D (D's 5×5 s2 64→128 at batch 64) ran at ${before.toFixed(1)} GMAC/s before and ${after.toFixed(1)} after`);
+    }
     return res ?? { variant, backend: '?', batchSize: batch, steps: 0, imagesPerSecond: 0, secondsPerStep: NaN, error: r.error };
   };
   const ours = await run('ours', o.batchSize, 2, o.steps, 900);
@@ -43,10 +47,12 @@ export async function runComputeBench(o: ComputeBenchOptions): Promise<Record<st
     secondsPerStep: ours.secondsPerStep,
     sideBySide: {
       wasmOurKernelsImagesPerSecond: ours.backend === 'wasm' ? ours.imagesPerSecond : null,
-      wasmStockBackpropInputImagesPerSecond: filterOnly.error ? null : filterOnly.imagesPerSecond,
+      // distgan's Conv2DBackpropFilter (stock wasm has none) and every other kernel stock.
+      wasmOnlyOurFilterKernelImagesPerSecond: filterOnly.error ? null : filterOnly.imagesPerSecond,
       wasmStock: stock.error ? `fails: ${stock.error.slice(0, 200)}` : stock.imagesPerSecond,
       cpuStockBatch4ImagesPerSecond: cpu ? (cpu.error ? `fails: ${cpu.error.slice(0, 200)}` : cpu.imagesPerSecond) : 'skipped (pass --with-cpu; ~30 s per step even at batch 4)',
     },
+    ...(ours.referenceConv2dGmacPerSecond !== undefined ? { referenceConv2dGmacPerSecond: ours.referenceConv2dGmacPerSecond } : {}),
     ...(ours.error ? { error: ours.error } : {}),
   };
 }
