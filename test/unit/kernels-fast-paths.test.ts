@@ -112,21 +112,23 @@ describe('distgan wasm fast paths match the cpu backend', () => {
     });
   }
 
-  it('LeakyRelu forward is bit-identical to the stock wasm kernel it replaces, and matches cpu', async () => {
-    const f = (): tf.Tensor => tf.leakyRelu(tf.tensor(values(2 * 7 * 7 * 3, 4), [2, 7, 7, 3]), 0.2);
-    const got = await on('wasm', f);
-    unregisterWasmKernels();
-    let stock: Awaited<ReturnType<typeof on>>;
-    try {
-      stock = await on('wasm', f);
-    } finally {
-      registerWasmKernels();
-    }
-    assert.deepEqual(Array.from(got.values), Array.from(stock.values));
-    // cpu multiplies by α in float64, wasm in float32: equal to rounding.
-    const ref = await on('cpu', f);
-    assert.ok(maxRelErr(got.values, ref.values) <= 1e-7, `error ${maxRelErr(got.values, ref.values)}`);
-  });
+  for (const shape of [[2, 7, 7, 3], [5, 6], [9], []]) {
+    it(`LeakyRelu forward on [${shape}] is bit-identical to the stock wasm kernel it replaces, and matches cpu`, async () => {
+      const f = (): tf.Tensor => tf.leakyRelu(tf.tensor(values(size(shape), 4), shape), 0.2);
+      const got = await on('wasm', f);
+      unregisterWasmKernels();
+      let stock: Awaited<ReturnType<typeof on>>;
+      try {
+        stock = await on('wasm', f);
+      } finally {
+        registerWasmKernels();
+      }
+      assert.deepEqual(Array.from(got.values), Array.from(stock.values));
+      // cpu multiplies by α in float64, wasm in float32: equal to rounding.
+      const ref = await on('cpu', f);
+      assert.ok(maxRelErr(got.values, ref.values) <= 1e-7, `error ${maxRelErr(got.values, ref.values)}`);
+    });
+  }
 
   it("LeakyRelu gradient is bit-identical to tfjs's where(x > 0, dy, α·dy)", async () => {
     await tf.setBackend('wasm');
