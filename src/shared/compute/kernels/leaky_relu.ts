@@ -1,6 +1,6 @@
 /**
  * LeakyRelu for the wasm backend, and a LeakyRelu gradient, both built from
- * the backend's XNNPACK-backed kernels (Prelu, Fill; Step, Multiply, Sub, Add).
+ * the backend's fast kernels (Prelu, Fill; Step, Multiply).
  *
  * Why: stock wasm's LeakyRelu, Greater and Select kernels are scalar loops.
  * tfjs's LeakyRelu gradient is where(x > 0, dy, α·dy): a Greater and a Select
@@ -11,11 +11,9 @@
  *
  * Both are exact rewrites, not approximations:
  *   leakyRelu(x) = prelu(x, [α, …, α])   (x < 0 ? α·x : x, the same float32 product)
- *   dx = a + α·(dy − a) with a = dy·step(x), step(x) ∈ {0, 1}
- *     x > 0: dy + α·0 = dy;  x ≤ 0: 0 + α·dy = α·dy
- * Each product is by 0 or 1 or is the same α·v the stock kernels compute,
- * and each sum adds ±0, so the results equal the stock ones bit for bit
- * (for finite dy; tests compare them).
+ *   dx = dy · step(x, α)                  (step(x, α) = x > 0 ? 1 : α, as Greater decides)
+ * dy·1 = dy and dy·α is the same float32 product as tfjs's mul(dy, α), so
+ * the results equal the stock ones bit for bit (tests compare them).
  */
 import { tf } from '../tf.js';
 
@@ -60,11 +58,6 @@ export const leakyReluGradConfig: tf.GradConfig = {
     const [x] = saved;
     const { alpha } = attrs as unknown as tf.LeakyReluAttrs;
     const g = dy as tf.Tensor;
-    return {
-      x: () => {
-        const passed = tf.mul(g, tf.step(x as tf.Tensor));
-        return tf.add(passed, tf.mul(tf.sub(g, passed), alpha));
-      },
-    };
+    return { x: () => tf.mul(g, tf.step(x as tf.Tensor, alpha)) };
   },
 };
