@@ -141,6 +141,24 @@ describe('distgan wasm fast paths match the cpu backend', () => {
     tf.dispose([x, dy, ours, reference]);
   });
 
+  it('Identity shares the buffer: a clone outlives its original, and the buffer goes with the last reference', async () => {
+    await tf.setBackend('wasm');
+    const buffers = tf.backend().numDataIds();
+    const x = tf.tensor(values(1000, 9), [10, 100]);
+    const y = tf.clone(x);
+    assert.equal(tf.backend().numDataIds(), buffers + 1, 'no copy made');
+    const expected = Array.from(await x.data());
+    x.dispose();
+    assert.deepEqual(Array.from(await y.data()), expected);
+    y.dispose();
+    assert.equal(tf.backend().numDataIds(), buffers);
+    const s = tf.tensor(['a', 'b']);
+    const sc = tf.clone(s);
+    s.dispose();
+    assert.deepEqual(await sc.data(), ['a', 'b']);
+    sc.dispose();
+  });
+
   it('leak no tensors or wasm buffers', async () => {
     await tf.setBackend('wasm');
     const a = tf.tensor(values(12, 1), [4, 3]);

@@ -13,6 +13,8 @@
  *   scalar loops; exact rewrites into XNNPACK-backed kernels (leaky_relu.ts).
  * - Sum, Mean: reductions over leading axes (every batch-norm and bias
  *   gradient) as one XNNPACK average pool; stock transposes, then loops (reduce.ts).
+ * - Identity: shares the buffer (reference-counted, like Reshape) instead of
+ *   copying; the engine clones every tensor a gradient saves (identity.ts).
  *
  * Call registerWasmKernels() once the wasm backend is initialised (backend.ts
  * does, right after tf.setBackend('wasm')) and before the first op: the stock
@@ -26,6 +28,7 @@ import { batchMatMulConfig } from './batch_matmul.js';
 import { tileConfig } from './tile.js';
 import { leakyReluConfig, leakyReluGradConfig } from './leaky_relu.js';
 import { meanConfig, sumConfig } from './reduce.js';
+import { identityConfig } from './identity.js';
 import { rememberStockKernel, takeStockKernel } from './stock-kernels.js';
 
 /** Every kernel distgan registers for the wasm backend. */
@@ -37,6 +40,7 @@ export const WASM_KERNELS: readonly tf.KernelConfig[] = [
   leakyReluConfig,
   sumConfig,
   meanConfig,
+  identityConfig,
 ];
 
 /**
