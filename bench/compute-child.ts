@@ -3,11 +3,12 @@
  * per-process): a single-process GAN training loop — D gradients, D apply,
  * G gradients, G apply — on one backend variant. Prints one JSON line.
  *
- *   node dist/bench/compute-child.js <variant> <batch> <warmupSteps> <timedSteps> [width]
+ *   node dist/bench/compute-child.js <variant> <batch> <warmupSteps> <timedSteps> [width] [backend]
  *
  * variants: ours (initBackend's choice: wasm + distgan kernels here),
  *           wasm-stock (no distgan kernels), wasm-filter-only (distgan's
- *           Conv2DBackpropFilter, stock Conv2DBackpropInput), cpu (stock).
+ *           Conv2DBackpropFilter, which stock wasm lacks, and every other
+ *           kernel and gradient stock), cpu (stock).
  */
 import { tf } from '../src/shared/compute/tf.js';
 import { initBackend } from '../src/shared/compute/backend.js';
