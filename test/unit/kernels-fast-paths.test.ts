@@ -13,18 +13,11 @@ import { tf } from '../../src/shared/compute/tf.js';
 import { leakyReluGradConfig } from '../../src/shared/compute/kernels/leaky_relu.js';
 import { pooledReduction } from '../../src/shared/compute/kernels/reduce.js';
 import { registerWasmKernels, unregisterWasmKernels, wasmKernelsRegistered } from '../../src/shared/compute/kernels/register.js';
+import { size, values } from '../helpers/values.js';
 
-/** Deterministic values in [-1, 1), with exact zeros sprinkled in (leakyReLU's kink). */
-function values(size: number, seed: number): Float32Array {
-  const out = new Float32Array(size);
-  let s = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = i % 7 === 3 ? 0 : s / 2 ** 31 - 1;
-  }
-  return out;
-}
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+/** Test values with exact zeros sprinkled in (leakyReLU's kink). */
+const valuesWithZeros = (n: number, seed: number): Float32Array => values(n, seed, { zeroEvery: 7 });
+
 
 /** Runs `f` on a backend and returns its output's values and shape (tensors freed). */
 async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor): Promise<{ values: Float32Array | Int32Array; shape: number[] }> {
@@ -60,7 +53,7 @@ describe('distgan wasm fast paths match the cpu backend', () => {
   ];
   for (const m of matmuls) {
     it(`BatchMatMul a [${m.a}]${m.tA ? 'ᵀ' : ''} · b [${m.b}]${m.tB ? 'ᵀ' : ''}`, async () => {
-      const f = (): tf.Tensor => tf.matMul(tf.tensor(values(size(m.a), 1), m.a), tf.tensor(values(size(m.b), 2), m.b), m.tA, m.tB);
+      const f = (): tf.Tensor => tf.matMul(tf.tensor(valuesWithZeros(size(m.a), 1), m.a), tf.tensor(valuesWithZeros(size(m.b), 2), m.b), m.tA, m.tB);
       const ref = await on('cpu', f);
       const got = await on('wasm', f);
       assert.deepEqual(got.shape, ref.shape);
@@ -77,7 +70,7 @@ describe('distgan wasm fast paths match the cpu backend', () => {
   ];
   for (const t of tiles) {
     it(`Tile [${t.x}] × [${t.reps}], ${t.dtype}: ${t.note}, bit-identical`, async () => {
-      const vals = t.dtype === 'int32' ? Int32Array.from(values(size(t.x), 3), (v) => Math.round(v * 100)) : values(size(t.x), 3);
+      const vals = t.dtype === 'int32' ? Int32Array.from(valuesWithZeros(size(t.x), 3), (v) => Math.round(v * 100)) : valuesWithZeros(size(t.x), 3);
       const f = (): tf.Tensor => tf.tile(tf.tensor(vals, t.x, t.dtype), t.reps);
       const ref = await on('cpu', f);
       const got = await on('wasm', f);
@@ -99,7 +92,7 @@ describe('distgan wasm fast paths match the cpu backend', () => {
   ];
   for (const r of reductions) {
     it(`${r.op} [${r.x}] over ${JSON.stringify(r.axis ?? 'all')}${r.keepDims === true ? ', keepDims' : ''}${r.dtype === 'int32' ? ', int32' : ''}: ${r.note}`, async () => {
-      const vals = r.dtype === 'int32' ? Int32Array.from(values(size(r.x), 8), (v) => Math.round(v * 100)) : values(size(r.x), 8);
+      const vals = r.dtype === 'int32' ? Int32Array.from(valuesWithZeros(size(r.x), 8), (v) => Math.round(v * 100)) : valuesWithZeros(size(r.x), 8);
       const f = (): tf.Tensor => {
         const x = tf.tensor(vals, r.x, r.dtype ?? 'float32');
         return r.op === 'sum' ? tf.sum(x, r.axis, r.keepDims) : tf.mean(x, r.axis, r.keepDims);
@@ -114,7 +107,7 @@ describe('distgan wasm fast paths match the cpu backend', () => {
 
   for (const shape of [[2, 7, 7, 3], [5, 6], [9], []]) {
     it(`LeakyRelu forward on [${shape}] is bit-identical to the stock wasm kernel it replaces, and matches cpu`, async () => {
-      const f = (): tf.Tensor => tf.leakyRelu(tf.tensor(values(size(shape), 4), shape), 0.2);
+      const f = (): tf.Tensor => tf.leakyRelu(tf.tensor(valuesWithZeros(size(shape), 4), shape), 0.2);
       const got = await on('wasm', f);
       unregisterWasmKernels();
       let stock: Awaited<ReturnType<typeof on>>;
@@ -133,8 +126,8 @@ describe('distgan wasm fast paths match the cpu backend', () => {
   it("LeakyRelu gradient is bit-identical to tfjs's where(x > 0, dy, α·dy)", async () => {
     await tf.setBackend('wasm');
     assert.equal(tf.getGradient('LeakyRelu'), leakyReluGradConfig, 'wasm start-up installs distgan gradient');
-    const x = tf.tensor(values(300, 5), [300]);
-    const dy = tf.tensor(values(300, 6), [300]);
+    const x = tf.tensor(valuesWithZeros(300, 5), [300]);
+    const dy = tf.tensor(valuesWithZeros(300, 6), [300]);
     const ours = tf.grad((t: tf.Tensor) => tf.mul(tf.leakyRelu(t, 0.2), dy))(x);
     const reference = tf.where(tf.greater(x, 0), dy, tf.mul(dy, 0.2));
     assert.deepEqual(Array.from(await ours.data()), Array.from(await reference.data()));
@@ -144,7 +137,7 @@ describe('distgan wasm fast paths match the cpu backend', () => {
   it('Identity shares the buffer: a clone outlives its original, and the buffer goes with the last reference', async () => {
     await tf.setBackend('wasm');
     const buffers = tf.backend().numDataIds();
-    const x = tf.tensor(values(1000, 9), [10, 100]);
+    const x = tf.tensor(valuesWithZeros(1000, 9), [10, 100]);
     const y = tf.clone(x);
     assert.equal(tf.backend().numDataIds(), buffers + 1, 'no copy made');
     const expected = Array.from(await x.data());
@@ -161,9 +154,9 @@ describe('distgan wasm fast paths match the cpu backend', () => {
 
   it('leak no tensors or wasm buffers', async () => {
     await tf.setBackend('wasm');
-    const a = tf.tensor(values(12, 1), [4, 3]);
-    const b = tf.tensor(values(20, 2), [4, 5]);
-    const x = tf.tensor(values(5, 3), [1, 5]);
+    const a = tf.tensor(valuesWithZeros(12, 1), [4, 3]);
+    const b = tf.tensor(valuesWithZeros(20, 2), [4, 5]);
+    const x = tf.tensor(valuesWithZeros(5, 3), [1, 5]);
     const once = (): void => {
       tf.matMul(a, b, true, false);
       tf.tile(x, [3, 1]);

@@ -15,6 +15,7 @@ import {
   type Strategy,
 } from '../../src/shared/compute/kernels/conv2d_backprop_input.js';
 import { tf } from '../../src/shared/compute/tf.js';
+import { size, values } from '../helpers/values.js';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Shape4 = [number, number, number, number];
@@ -50,18 +51,7 @@ const CASES: Case[] = [
   { name: 'batch 1, 11×10×16, 3×3 s3 valid (per-phase under auto)', x: [1, 11, 10, 16], filter: [3, 3, 16, 2], strides: 3, pad: 'valid' },
 ];
 
-/** Deterministic values in [-1, 1) (no Math.random: a failure must reproduce). */
-function values(size: number, seed: number): Float32Array {
-  const out = new Float32Array(size);
-  let s = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 function relL2(actual: Float32Array, expected: Float32Array): number {
   assert.equal(actual.length, expected.length);

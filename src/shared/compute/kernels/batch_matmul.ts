@@ -12,7 +12,7 @@
  */
 import { tf } from '../tf.js';
 
-import { StockKernels, type TensorInfo } from './stock-kernels.js';
+import { requiredInputs, withStockKernels, type TensorInfo } from './stock-kernels.js';
 
 const KERNEL_NAME = 'BatchMatMul';
 
@@ -25,26 +25,17 @@ function swapLastTwo(rank: number): number[] {
 }
 
 function batchMatMul(params: Parameters<tf.KernelFunc>[0]): TensorInfo {
-  const { inputs, attrs } = params;
-  const backend = params.backend as tf.KernelBackend;
-  const a = inputs['a'];
-  const b = inputs['b'];
-  if (a === undefined || b === undefined) throw new Error(`${KERNEL_NAME} (wasm): inputs a and b are required`);
-  const { transposeA = false, transposeB = false } = (attrs ?? {}) as unknown as tf.BatchMatMulAttrs;
+  const { a, b } = requiredInputs(KERNEL_NAME, params.inputs, ['a', 'b']);
+  const { transposeA = false, transposeB = false } = (params.attrs ?? {}) as unknown as tf.BatchMatMulAttrs;
   if (a.shape.length < 2 || b.shape.length < 2) {
     throw new Error(`${KERNEL_NAME} (wasm): a and b must be at least rank 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
   }
-  const k = new StockKernels(backend, KERNEL_NAME);
-  let result: TensorInfo | undefined;
-  try {
+  return withStockKernels(params.backend as tf.KernelBackend, KERNEL_NAME, (k) => {
     // The stock kernel validates dtypes and inner sizes and names them in its error.
     const at = transposeA ? k.run('Transpose', { x: a }, { perm: swapLastTwo(a.shape.length) }) : a;
     const bt = transposeB ? k.run('Transpose', { x: b }, { perm: swapLastTwo(b.shape.length) }) : b;
-    result = k.run(KERNEL_NAME, { a: at, b: bt }, { transposeA: false, transposeB: false });
-    return result;
-  } finally {
-    k.release(result);
-  }
+    return k.run(KERNEL_NAME, { a: at, b: bt }, { transposeA: false, transposeB: false });
+  });
 }
 
 /** Registered by register.ts in place of the stock wasm kernel (which it calls). */

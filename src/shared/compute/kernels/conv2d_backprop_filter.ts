@@ -18,7 +18,15 @@
  */
 import { tf } from '../tf.js';
 
-import { StockKernels, shape4 as shape4Of, type Shape4, type TensorInfo } from './stock-kernels.js';
+import {
+  StockKernels,
+  checkedConv2DInfo,
+  float32Inputs,
+  shape4 as shape4Of,
+  withStockKernels,
+  type Shape4,
+  type TensorInfo,
+} from './stock-kernels.js';
 
 const shape4 = (shape: readonly number[], what: string): Shape4 => shape4Of(shape, what, KERNEL_NAME);
 
@@ -78,47 +86,16 @@ function backpropFilterNHWC(
 
 /** The kernelFunc registered for 'Conv2DBackpropFilter' on wasm. */
 function conv2dBackpropFilter(params: Parameters<tf.KernelFunc>[0]): TensorInfo {
-  const { inputs, attrs } = params;
-  const backend = params.backend as tf.KernelBackend;
-  const x = inputs['x'];
-  const dy = inputs['dy'];
-  if (x === undefined || dy === undefined) throw new Error(`${KERNEL_NAME} (wasm): inputs x and dy are required`);
-  if (x.dtype !== 'float32' || dy.dtype !== 'float32') {
-    throw new Error(`${KERNEL_NAME} (wasm): float32 only, got x ${x.dtype} and dy ${dy.dtype}`);
-  }
-  const a = (attrs ?? {}) as unknown as tf.Conv2DBackpropFilterAttrs;
+  const { x, dy } = float32Inputs(KERNEL_NAME, params.inputs, ['x', 'dy']);
+  const a = (params.attrs ?? {}) as unknown as tf.Conv2DBackpropFilterAttrs;
   const filterShape = shape4(a.filterShape, 'filterShape');
-  const dataFormat = tf.backend_util.convertConv2DDataFormat(a.dataFormat ?? 'NHWC');
-  const xShape = shape4(x.shape, 'x');
-  const dyShape = shape4(dy.shape, 'dy');
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape, filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, dataFormat);
-  const dyC = dataFormat === 'channelsLast' ? dyShape[3] : dyShape[1];
-  if (dyShape[0] !== info.batchSize || info.inChannels !== filterShape[2] || dyC !== filterShape[3]) {
-    throw new Error(
-      `${KERNEL_NAME} (wasm): inconsistent shapes: x [${xShape.join(', ')}], dy [${dyShape.join(', ')}], ` +
-        `filterShape [${filterShape.join(', ')}] (${a.dataFormat ?? 'NHWC'})`);
-  }
-  if (info.strideHeight < 1 || info.strideWidth < 1) {
-    throw new Error(`${KERNEL_NAME} (wasm): strides must be ≥ 1, got [${info.strideHeight}, ${info.strideWidth}]`);
-  }
-
-  const k = new StockKernels(backend, KERNEL_NAME);
-  let result: TensorInfo | undefined;
-  try {
-    const strides: [number, number] = [info.strideHeight, info.strideWidth];
-    let xs = x;
-    let dys = dy;
-    if (dataFormat === 'channelsFirst') {
-      // wasm kernels are NHWC-only; the filter layout is the same for both formats.
-      xs = k.run('Transpose', { x }, { perm: [0, 2, 3, 1] });
-      dys = k.run('Transpose', { x: dy }, { perm: [0, 2, 3, 1] });
-    }
-    result = backpropFilterNHWC(k, xs, dys, filterShape, strides, info.padInfo.top, info.padInfo.left);
-    return result;
-  } finally {
-    k.release(result);
-  }
+  const { info, channelsLast } = checkedConv2DInfo(KERNEL_NAME, a, shape4(x.shape, 'x'), filterShape, shape4(dy.shape, 'dy'));
+  return withStockKernels(params.backend as tf.KernelBackend, KERNEL_NAME, (k) => {
+    // wasm kernels are NHWC-only; the filter layout is the same for both formats.
+    const xs = channelsLast ? x : k.run('Transpose', { x }, { perm: [0, 2, 3, 1] });
+    const dys = channelsLast ? dy : k.run('Transpose', { x: dy }, { perm: [0, 2, 3, 1] });
+    return backpropFilterNHWC(k, xs, dys, filterShape, [info.strideHeight, info.strideWidth], info.padInfo.top, info.padInfo.left);
+  });
 }
 
 /** Registered by register.ts (the stock wasm backend has no such kernel). */

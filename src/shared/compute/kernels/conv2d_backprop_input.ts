@@ -33,7 +33,15 @@
  */
 import { tf } from '../tf.js';
 
-import { StockKernels, shape4 as shape4Of, type Shape4, type TensorInfo } from './stock-kernels.js';
+import {
+  StockKernels,
+  checkedConv2DInfo,
+  float32Inputs,
+  shape4 as shape4Of,
+  withStockKernels,
+  type Shape4,
+  type TensorInfo,
+} from './stock-kernels.js';
 
 const shape4 = (shape: readonly number[], what: string): Shape4 => shape4Of(shape, what, KERNEL_NAME);
 
@@ -168,9 +176,8 @@ function backpropInputNHWC(
   const [sh, sw] = strides;
   const rows = axisPhases(kh, sh, padTop, h, dyH);
   const cols = axisPhases(kw, sw, padLeft, w, dyW);
-  const mh = Math.ceil(kh / sh);
-  const mw = Math.ceil(kw / sw);
   const f = phaseFilter(k, filter, strides);
+  const [mh, mw] = shape4(f.shape, 'phase filter');
   const zeros = (shape: number[]): TensorInfo => k.run('Fill', {}, { shape, value: 0, dtype: 'float32' });
   /** Phase (rp, cp)'s exact sub-kernel [taps_h, taps_w, outC, inC] out of f. */
   const subKernel = (rp: AxisPhase, cp: AxisPhase): TensorInfo =>
@@ -268,49 +275,18 @@ export const PER_PHASE_MIN_CHANNELS = 16;
 
 /** The kernelFunc registered for 'Conv2DBackpropInput' on wasm. */
 function conv2dBackpropInput(strategy: Strategy, params: Parameters<tf.KernelFunc>[0]): TensorInfo {
-  const { inputs, attrs } = params;
-  const backend = params.backend as tf.KernelBackend;
-  const dy = inputs['dy'];
-  const filter = inputs['filter'];
-  if (dy === undefined || filter === undefined) throw new Error(`${KERNEL_NAME} (wasm): inputs dy and filter are required`);
-  if (dy.dtype !== 'float32' || filter.dtype !== 'float32') {
-    throw new Error(`${KERNEL_NAME} (wasm): float32 only, got dy ${dy.dtype} and filter ${filter.dtype}`);
-  }
-  const a = (attrs ?? {}) as unknown as tf.Conv2DBackpropInputAttrs;
-  const inputShape = shape4(a.inputShape, 'inputShape');
-  const dataFormat = tf.backend_util.convertConv2DDataFormat(a.dataFormat ?? 'NHWC');
-  const filterShape = shape4(filter.shape, 'filter');
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape, filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, dataFormat);
+  const { dy, filter } = float32Inputs(KERNEL_NAME, params.inputs, ['dy', 'filter']);
+  const a = (params.attrs ?? {}) as unknown as tf.Conv2DBackpropInputAttrs;
+  const { info, channelsLast } = checkedConv2DInfo(KERNEL_NAME, a, shape4(a.inputShape, 'inputShape'), shape4(filter.shape, 'filter'), shape4(dy.shape, 'dy'));
   const nhwcIn: Shape4 = [info.batchSize, info.inHeight, info.inWidth, info.inChannels];
-  const dyShape = shape4(dy.shape, 'dy');
-  const dyBatch = dyShape[0];
-  const dyC = dataFormat === 'channelsLast' ? dyShape[3] : dyShape[1];
-  if (dyBatch !== info.batchSize || dyC !== filterShape[3] || info.inChannels !== filterShape[2]) {
-    throw new Error(
-      `${KERNEL_NAME} (wasm): inconsistent shapes: dy [${dy.shape.join(', ')}], filter [${filterShape.join(', ')}], ` +
-        `inputShape [${inputShape.join(', ')}] (${a.dataFormat ?? 'NHWC'})`);
-  }
-  if (info.strideHeight < 1 || info.strideWidth < 1) {
-    throw new Error(`${KERNEL_NAME} (wasm): strides must be ≥ 1, got [${info.strideHeight}, ${info.strideWidth}]`);
-  }
-
-  const k = new StockKernels(backend, KERNEL_NAME);
-  let result: TensorInfo | undefined;
-  try {
-    const strides: [number, number] = [info.strideHeight, info.strideWidth];
-    if (dataFormat === 'channelsLast') {
-      result = backpropInputNHWC(strategy, k, dy, filter, nhwcIn, strides, info.padInfo.top, info.padInfo.left);
-    } else {
-      // wasm kernels are NHWC-only: go there and back.
-      const dyNhwc = k.run('Transpose', { x: dy }, { perm: [0, 2, 3, 1] });
-      const dx = backpropInputNHWC(strategy, k, dyNhwc, filter, nhwcIn, strides, info.padInfo.top, info.padInfo.left);
-      result = k.run('Transpose', { x: dx }, { perm: [0, 3, 1, 2] });
-    }
-    return result;
-  } finally {
-    k.release(result);
-  }
+  const strides: [number, number] = [info.strideHeight, info.strideWidth];
+  return withStockKernels(params.backend as tf.KernelBackend, KERNEL_NAME, (k) => {
+    if (channelsLast) return backpropInputNHWC(strategy, k, dy, filter, nhwcIn, strides, info.padInfo.top, info.padInfo.left);
+    // wasm kernels are NHWC-only: go there and back.
+    const dyNhwc = k.run('Transpose', { x: dy }, { perm: [0, 2, 3, 1] });
+    const dx = backpropInputNHWC(strategy, k, dyNhwc, filter, nhwcIn, strides, info.padInfo.top, info.padInfo.left);
+    return k.run('Transpose', { x: dx }, { perm: [0, 3, 1, 2] });
+  });
 }
 
 /** The kernel with a fixed strategy (tests and benchmarks pin one). */

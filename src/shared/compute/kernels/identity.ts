@@ -12,20 +12,14 @@
  */
 import { tf } from '../tf.js';
 
-import { StockKernels, type TensorInfo } from './stock-kernels.js';
+import { requiredInputs, withStockKernels, type TensorInfo } from './stock-kernels.js';
 
 const KERNEL_NAME = 'Identity';
 
 function identity(params: Parameters<tf.KernelFunc>[0]): TensorInfo {
-  const x = params.inputs['x'];
-  if (x === undefined) throw new Error(`${KERNEL_NAME} (wasm): input x is required`);
+  const { x } = requiredInputs(KERNEL_NAME, params.inputs, ['x']);
   const backend = params.backend as tf.KernelBackend & { incRef(dataId: tf.DataId): void };
-  if (x.dtype === 'string') {
-    const k = new StockKernels(backend, KERNEL_NAME);
-    const out = k.run(KERNEL_NAME, { x });
-    k.release(out);
-    return out;
-  }
+  if (x.dtype === 'string') return withStockKernels(backend, KERNEL_NAME, (k) => k.run(KERNEL_NAME, { x }));
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }

@@ -17,30 +17,20 @@
  */
 import { tf } from '../tf.js';
 
-import { StockKernels, type TensorInfo } from './stock-kernels.js';
+import { requiredInputs, withStockKernels, type TensorInfo } from './stock-kernels.js';
 
 const KERNEL_NAME = 'LeakyRelu';
 
 function leakyRelu(params: Parameters<tf.KernelFunc>[0]): TensorInfo {
-  const { inputs, attrs } = params;
-  const backend = params.backend as tf.KernelBackend;
-  const x = inputs['x'];
-  if (x === undefined) throw new Error(`${KERNEL_NAME} (wasm): input x is required`);
-  const { alpha } = (attrs ?? {}) as unknown as tf.LeakyReluAttrs;
-  const k = new StockKernels(backend, KERNEL_NAME);
-  let result: TensorInfo | undefined;
-  try {
+  const { x } = requiredInputs(KERNEL_NAME, params.inputs, ['x']);
+  const { alpha } = (params.attrs ?? {}) as unknown as tf.LeakyReluAttrs;
+  return withStockKernels(params.backend as tf.KernelBackend, KERNEL_NAME, (k) => {
     if (x.dtype !== 'float32' || typeof alpha !== 'number' || x.shape.length === 0 || x.shape.includes(0)) {
-      result = k.run(KERNEL_NAME, { x }, { alpha });
-      return result;
+      return k.run(KERNEL_NAME, { x }, { alpha });
     }
-    const channels = x.shape[x.shape.length - 1]!;
-    const slopes = k.run('Fill', {}, { shape: [channels], value: alpha, dtype: 'float32' });
-    result = k.run('Prelu', { x, alpha: slopes });
-    return result;
-  } finally {
-    k.release(result);
-  }
+    const slopes = k.run('Fill', {}, { shape: [x.shape[x.shape.length - 1]!], value: alpha, dtype: 'float32' });
+    return k.run('Prelu', { x, alpha: slopes });
+  });
 }
 
 /** Registered by register.ts in place of the stock wasm kernel (which it calls for non-float32). */

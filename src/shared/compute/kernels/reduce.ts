@@ -14,7 +14,7 @@
  */
 import { tf } from '../tf.js';
 
-import { StockKernels, type TensorInfo } from './stock-kernels.js';
+import { requiredInputs, withStockKernels, type TensorInfo } from './stock-kernels.js';
 
 type ReduceName = 'Sum' | 'Mean';
 
@@ -43,29 +43,18 @@ export function pooledReduction(
 }
 
 function reduce(kernelName: ReduceName, params: Parameters<tf.KernelFunc>[0]): TensorInfo {
-  const { inputs, attrs } = params;
-  const backend = params.backend as tf.KernelBackend;
-  const x = inputs['x'];
-  if (x === undefined) throw new Error(`${kernelName} (wasm): input x is required`);
-  const { axis, keepDims } = (attrs ?? {}) as unknown as tf.SumAttrs;
-  const k = new StockKernels(backend, kernelName);
-  let result: TensorInfo | undefined;
-  try {
-    const plan = pooledReduction(x.shape, axis, x.dtype);
-    if (plan === undefined) {
-      result = k.run(kernelName, { x }, { axis, keepDims });
-      return result;
-    }
+  const { x } = requiredInputs(kernelName, params.inputs, ['x']);
+  const { axis, keepDims } = (params.attrs ?? {}) as unknown as tf.SumAttrs;
+  const plan = pooledReduction(x.shape, axis, x.dtype);
+  return withStockKernels(params.backend as tf.KernelBackend, kernelName, (k) => {
+    if (plan === undefined) return k.run(kernelName, { x }, { axis, keepDims });
     const { reduced, kept, axes } = plan;
     const column = k.run('Reshape', { x }, { shape: [1, reduced, 1, kept] });
     let out = k.run('AvgPool', { x: column }, { filterSize: [reduced, 1], strides: [1, 1], pad: 'valid', dimRoundingMode: undefined });
     if (kernelName === 'Sum') out = k.run('Multiply', { a: out, b: k.constant([], Float32Array.of(reduced)) });
     const rest = x.shape.slice(axes);
-    result = k.run('Reshape', { x: out }, { shape: keepDims === true ? [...Array<number>(axes).fill(1), ...rest] : rest });
-    return result;
-  } finally {
-    k.release(result);
-  }
+    return k.run('Reshape', { x: out }, { shape: keepDims === true ? [...Array<number>(axes).fill(1), ...rest] : rest });
+  });
 }
 
 /** Registered by register.ts in place of the stock wasm kernels (which they call for other reductions). */

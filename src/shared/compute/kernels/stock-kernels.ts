@@ -1,7 +1,8 @@
 /**
  * Shared plumbing of distgan's wasm kernels: running the backend's own stock
  * kernels on TensorInfos while keeping every intermediate, so that all of them
- * but the result are freed whether the kernel succeeds or throws. Kernels that
+ * but the result are freed whether the kernel succeeds or throws
+ * (withStockKernels), plus the input and conv-geometry checks they share. Kernels that
  * alias their input (Reshape) take their own reference, so disposing every
  * output exactly once is always right.
  *
@@ -76,4 +77,67 @@ export class StockKernels {
     for (const t of this.made) if (t !== keep) this.backend.disposeData(t.dataId);
     this.made.length = 0;
   }
+}
+
+/**
+ * Runs a kernel body with its own StockKernels, and frees every intermediate
+ * the body made except the result it returns, whether it returns or throws.
+ */
+export function withStockKernels(backend: tf.KernelBackend, owner: string, body: (k: StockKernels) => TensorInfo): TensorInfo {
+  const k = new StockKernels(backend, owner);
+  let result: TensorInfo | undefined;
+  try {
+    result = body(k);
+    return result;
+  } finally {
+    k.release(result);
+  }
+}
+
+/** The named inputs of a kernel call; throws naming them if one is missing. */
+export function requiredInputs<const N extends string>(owner: string, inputs: tf.NamedTensorInfoMap, names: readonly N[]): Record<N, TensorInfo> {
+  const out = {} as Record<N, TensorInfo>;
+  for (const name of names) {
+    const t = inputs[name];
+    if (t === undefined) throw new Error(`${owner} (wasm): input${names.length > 1 ? 's' : ''} ${names.join(' and ')} ${names.length > 1 ? 'are' : 'is'} required`);
+    out[name] = t;
+  }
+  return out;
+}
+
+/** requiredInputs, and each must be float32 (the conv-gradient kernels compute nothing else). */
+export function float32Inputs<const N extends string>(owner: string, inputs: tf.NamedTensorInfoMap, names: readonly N[]): Record<N, TensorInfo> {
+  const out = requiredInputs(owner, inputs, names);
+  if (names.some((name) => out[name].dtype !== 'float32')) {
+    throw new Error(`${owner} (wasm): float32 only, got ${names.map((name) => `${name} ${out[name].dtype}`).join(' and ')}`);
+  }
+  return out;
+}
+
+/**
+ * The forward convolution's geometry, as both conv-gradient kernels need it,
+ * checked against dy: batch and channels must agree and strides be ≥ 1.
+ * @param xShape the forward input's shape, filterShape [kh, kw, inC, outC]
+ */
+export function checkedConv2DInfo(
+  owner: string,
+  a: Pick<tf.Conv2DBackpropFilterAttrs, 'strides' | 'pad' | 'dimRoundingMode' | 'dataFormat'>,
+  xShape: Shape4,
+  filterShape: Shape4,
+  dyShape: Shape4,
+): { info: tf.backend_util.Conv2DInfo; channelsLast: boolean } {
+  const dataFormat = tf.backend_util.convertConv2DDataFormat(a.dataFormat ?? 'NHWC');
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape, filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, dataFormat);
+  const channelsLast = dataFormat === 'channelsLast';
+  const dyC = channelsLast ? dyShape[3] : dyShape[1];
+  if (dyShape[0] !== info.batchSize || dyC !== filterShape[3] || info.inChannels !== filterShape[2]) {
+    throw new Error(
+      `${owner} (wasm): inconsistent shapes: x [${xShape.join(', ')}], dy [${dyShape.join(', ')}], ` +
+        `filter [${filterShape.join(', ')}] (${a.dataFormat ?? 'NHWC'})`);
+  }
+  if (info.strideHeight < 1 || info.strideWidth < 1) {
+    throw new Error(`${owner} (wasm): strides must be ≥ 1, got [${info.strideHeight}, ${info.strideWidth}]`);
+  }
+  return { info, channelsLast };
 }

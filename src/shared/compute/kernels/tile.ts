@@ -11,36 +11,25 @@
  */
 import { tf } from '../tf.js';
 
-import { StockKernels, type TensorInfo } from './stock-kernels.js';
+import { requiredInputs, withStockKernels, type TensorInfo } from './stock-kernels.js';
 
 const KERNEL_NAME = 'Tile';
 
 function tile(params: Parameters<tf.KernelFunc>[0]): TensorInfo {
-  const { inputs, attrs } = params;
-  const backend = params.backend as tf.KernelBackend;
-  const x = inputs['x'];
-  if (x === undefined) throw new Error(`${KERNEL_NAME} (wasm): input x is required`);
-  const { reps } = (attrs ?? {}) as unknown as tf.TileAttrs;
-  const k = new StockKernels(backend, KERNEL_NAME);
+  const { x } = requiredInputs(KERNEL_NAME, params.inputs, ['x']);
+  const { reps } = (params.attrs ?? {}) as unknown as tf.TileAttrs;
   const broadcast =
     x.dtype === 'float32' &&
     Array.isArray(reps) &&
     reps.length === x.shape.length &&
     reps.every((r, i) => Number.isInteger(r) && r >= 1 && (r === 1 || x.shape[i] === 1));
-  let result: TensorInfo | undefined;
-  try {
-    if (!broadcast) {
-      // The stock kernel validates reps and dtypes and names them in its error.
-      result = k.run(KERNEL_NAME, { x }, { reps });
-      return result;
-    }
+  return withStockKernels(params.backend as tf.KernelBackend, KERNEL_NAME, (k) => {
+    // The stock kernel validates reps and dtypes and names them in its error.
+    if (!broadcast) return k.run(KERNEL_NAME, { x }, { reps });
     const outShape = x.shape.map((d, i) => d * (reps[i] as number));
     const zeros = k.run('Fill', {}, { shape: outShape, value: 0, dtype: 'float32' });
-    result = k.run('Add', { a: zeros, b: x });
-    return result;
-  } finally {
-    k.release(result);
-  }
+    return k.run('Add', { a: zeros, b: x });
+  });
 }
 
 /** Registered by register.ts in place of the stock wasm kernel (which it calls). */
