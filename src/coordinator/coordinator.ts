@@ -328,10 +328,8 @@ export class Coordinator {
         return;
       }
       case 'reduce-d': {
-        const results = this.dResults as RankResult[];
-        const grad = sumInRankOrder(results.map((x) => x.grad), run.trainer.dParamCount);
-        const aux = results[0]!.aux.length ? sumInRankOrder(results.map((x) => x.aux), results[0]!.aux.length, this.shares) : EMPTY_F32;
-        this.pendingD = { grad, aux };
+        this.pendingD = this.averaged(this.dResults as RankResult[], run.trainer.dParamCount);
+        const { grad, aux } = this.pendingD;
         this.gPhaseStart = this.now();
         for (let r = 0; r < this.opts.worldSize; r++) {
           const [s, e] = this.bounds[r]!;
@@ -340,10 +338,7 @@ export class Coordinator {
         return;
       }
       case 'reduce-g': {
-        const results = this.gResults as RankResult[];
-        const grad = sumInRankOrder(results.map((x) => x.grad), run.trainer.gParamCount);
-        const aux = results[0]!.aux.length ? sumInRankOrder(results.map((x) => x.aux), results[0]!.aux.length, this.shares) : EMPTY_F32;
-        this.pendingG = { grad, aux };
+        this.pendingG = this.averaged(this.gResults as RankResult[], run.trainer.gParamCount);
         // The mirror applies this step (D then G, exactly as every worker does)
         // after the next step has been dispatched, off the critical path; see flushMirror.
         this.mirrorDue = { d: this.pendingD!, g: this.pendingG };
@@ -377,6 +372,15 @@ export class Coordinator {
   }
 
   /** Brings the mirror to the last completed step. Must run before it is sampled, checkpointed or checksummed. */
+  /** The step's gradient and BN statistics across ranks: gradients summed (pre-scaled), BN weighted by share. */
+  private averaged(results: readonly RankResult[], paramCount: number): { grad: Float32Array; aux: Float32Array } {
+    const auxLength = results[0]!.aux.length;
+    return {
+      grad: sumInRankOrder(results.map((x) => x.grad), paramCount),
+      aux: auxLength ? sumInRankOrder(results.map((x) => x.aux), auxLength, this.shares) : EMPTY_F32,
+    };
+  }
+
   private flushMirror(): void {
     const due = this.mirrorDue;
     if (!due) return;
