@@ -10,6 +10,7 @@ import { dirname, resolve } from 'node:path';
 import { RUN_OPTIONS, TRAINING_KEYS, flagOf, resolveConfig, type RunConfig, type TrainingConfig } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { readCheckpoint, type Checkpoint } from '../shared/checkpoint.js';
+import { logLine } from './output.js';
 
 export function addRunOptions(cmd: Command, skip: readonly (keyof RunConfig)[] = []): Command {
   for (const def of RUN_OPTIONS) {
@@ -42,12 +43,20 @@ export interface ResolvedRun {
  * Resolves the config. With --resume, every training option comes from the
  * checkpoint unless given; a given one must equal the checkpoint's, because
  * the continuation would otherwise not be the same run. --out defaults to the
- * resumed run's folder.
+ * resumed run's folder. With --resume-latest-valid, a run folder whose newest
+ * checkpoints are corrupt resumes from the newest one that verifies, and each
+ * one passed over is logged on stderr.
  */
 export async function resolveRun(cmd: Command): Promise<ResolvedRun> {
   const raw = givenOptions(cmd);
-  if (raw.resume === undefined) return { config: resolveConfig(raw) };
-  const ckpt = await readCheckpoint(String(raw.resume));
+  const latestValid = parseFlag('resumeLatestValid', raw.resumeLatestValid) === true;
+  if (raw.resume === undefined) {
+    if (latestValid) throw new ConfigError('--resume-latest-valid needs --resume <run folder>');
+    return { config: resolveConfig(raw) };
+  }
+  const ckpt = await readCheckpoint(String(raw.resume), { latestValid });
+  for (const s of ckpt.skipped) logLine(`skipping a checkpoint that does not verify: ${s.reason}`);
+  if (ckpt.skipped.length > 0) logLine(`resuming from ${ckpt.path} (step ${ckpt.header.step})`);
   const fromCkpt: Partial<RunConfig> = { ...ckpt.header.training };
   const probe = resolveConfig({ ...raw, out: raw.out ?? 'unused' }, fromCkpt);
   for (const k of TRAINING_KEYS) {
@@ -62,6 +71,14 @@ export async function resolveRun(cmd: Command): Promise<ResolvedRun> {
   const runDir = dirname(dirname(ckpt.path));
   const config = resolveConfig({ ...raw, out: raw.out ?? runDir }, fromCkpt);
   return { config, resumeFrom: ckpt };
+}
+
+/** A raw flag value parsed the way resolveConfig would; undefined when not given. */
+function parseFlag<K extends keyof RunConfig>(key: K, raw: unknown): RunConfig[K] | undefined {
+  if (raw === undefined) return undefined;
+  const def = RUN_OPTIONS.find((d) => d.key === key);
+  if (!def) throw new ConfigError(`unknown option '${key}'`);
+  return def.parse(raw, flagOf(key)) as RunConfig[K];
 }
 
 /** config.json of a run folder, as resolved (absolute out). */

@@ -11,6 +11,9 @@ import { ConfigError } from './errors.js';
 export type BackendRequest = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type LogFormat = 'auto' | 'bar' | 'plain' | 'json';
 export type ModelKind = 'auto' | 'dcgan' | 'mlp';
+/** What the coordinator does when a rank's gradient fails the averaging guard. */
+export type BadGradientPolicy = 'fail' | 'skip-step' | 'drop-worker';
+export const BAD_GRADIENT_POLICIES: readonly BadGradientPolicy[] = ['fail', 'skip-step', 'drop-worker'];
 
 /** Options that define the maths of a run; they must match for an exact resume. */
 export interface TrainingConfig {
@@ -42,6 +45,10 @@ export interface RunConfig extends TrainingConfig {
   out: string;
   backend: BackendRequest;
   resume: string | undefined;
+  resumeLatestValid: boolean;
+  onBadGradient: BadGradientPolicy;
+  gradNormFactor: number;
+  gradNormMax: number;
   sampleEvery: number;
   checkpointEvery: number;
   keepCheckpoints: number;
@@ -131,6 +138,10 @@ export const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'out', flags: '--out <dir>', description: 'run folder (default runs/<UTC timestamp>; on --resume, the resumed run folder)', parse: str, default: () => `runs/${timestamp()}`, training: false },
   { key: 'backend', flags: '--backend <name>', description: 'compute backend: auto (default: tensorflow → webgpu on hardware → wasm), tensorflow, webgpu, wasm, cpu', parse: oneOf(BACKENDS), default: 'auto', training: false },
   { key: 'resume', flags: '--resume <path>', description: 'continue exactly from a run folder (its latest checkpoint) or a checkpoint file (default: none, a fresh run)', parse: optStr, default: undefined, training: false },
+  { key: 'resumeLatestValid', flags: '--resume-latest-valid', description: 'with --resume <run folder>: continue from the newest checkpoint that verifies, skipping newer corrupt ones (default off: a corrupt newest checkpoint is an error)', parse: bool, default: false, training: false },
+  { key: 'onBadGradient', flags: '--on-bad-gradient <policy>', description: "when a rank's gradient is non-finite or its norm fails the guard: fail (default: checkpoint the last good step, exit naming the rank), skip-step (discard that update on every replica and go on), drop-worker (needs elastic membership, not available yet)", parse: oneOf(BAD_GRADIENT_POLICIES), default: 'fail', training: false },
+  { key: 'gradNormFactor', flags: '--grad-norm-factor <x>', description: "guard: refuse a rank's gradient whose norm (scaled to the full batch) exceeds x times the median of the last 64 accepted ones, once 8 are known (default 1000; 0 = no history check)", parse: num(0, 1e12), default: 1000, training: false },
+  { key: 'gradNormMax', flags: '--grad-norm-max <n>', description: "guard: refuse a rank's gradient whose L2 norm (scaled to the full batch) exceeds n, from the first step on (default 1e6; 0 = no limit)", parse: num(0, 1e30), default: 1e6, training: false },
   { key: 'sampleEvery', flags: '--sample-every <steps>', description: 'write a sample grid every N steps (default 100; 0 = only at the end)', parse: int(0), default: 100, training: false },
   { key: 'checkpointEvery', flags: '--checkpoint-every <steps>', description: 'write a checkpoint every N steps (default 500; 0 = only at the end)', parse: int(0), default: 500, training: false },
   { key: 'keepCheckpoints', flags: '--keep-checkpoints <n>', description: 'how many recent checkpoints to keep (default 3)', parse: int(1, 1000), default: 3, training: false },
@@ -177,6 +188,9 @@ export function resolveConfig(raw: Record<string, unknown>, base: Partial<RunCon
   }
   const cfg = out as unknown as RunConfig;
   if (cfg.batchSize < 1) throw new ConfigError('--batch-size must be at least 1');
+  if (cfg.onBadGradient === 'drop-worker') {
+    throw new ConfigError("--on-bad-gradient drop-worker needs elastic membership (a run that carries on with fewer workers), which this distgan does not have yet; use fail or skip-step");
+  }
   return deepFreeze(cfg);
 }
 

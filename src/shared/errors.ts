@@ -106,6 +106,20 @@ export class InterruptedError extends DistganError {
   }
 }
 
+/** A file could not be written because the disk (or quota) is full; what was there before is intact. */
+export class DiskFullError extends DistganError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('DISTGAN_E_NO_SPACE', message, options);
+  }
+}
+
+/** A listening address (--bind, --metrics-port) could not be bound; the message names the flag. */
+export class BindError extends DistganError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('DISTGAN_E_BIND', message, { ...options, exitCode: 2 });
+  }
+}
+
 /** Every stable code, so tests can check that docs/errors.md documents each one. */
 export const ERROR_CODES = [
   'DISTGAN_E_CONFIG',
@@ -120,6 +134,8 @@ export const ERROR_CODES = [
   'DISTGAN_E_NUMERIC',
   'DISTGAN_E_KEY',
   'DISTGAN_E_INTERRUPTED',
+  'DISTGAN_E_NO_SPACE',
+  'DISTGAN_E_BIND',
   'DISTGAN_E_INTERNAL',
 ] as const;
 
