@@ -11,14 +11,24 @@
  * of the trainer state with the same deterministic flat Adam the workers use,
  * so it holds the replicas' exact weights without asking for them. That copy
  * is what checkpoints, sample grids and the generator export are made from,
- * and it is compared against the workers' checksums.
+ * and it is compared against the workers' checksums. It applies a step's D
+ * and G updates all or nothing, so a failure can never leave it half-applied.
+ *
+ * Hostile or broken peers: every send is non-blocking (sendTimeout 0); a
+ * failed send to a member becomes an `unreachable` event for the machine,
+ * one to a stranger is counted and dropped, so only a member can end a run.
+ * Inbound frames are capped by ZMQ_MAXMSGSIZE (the run's largest legal
+ * frame), each peer's inbound queue by a small receive HWM, log lines and
+ * handshake replies by per-peer rate limits (peer-limiter.ts), and every
+ * peer-supplied string is escaped before it is logged. Each result is
+ * inspected by the gradient guard as it arrives (gradient-guard.ts).
  */
-import { mkdir, writeFile, rename } from 'node:fs/promises';
+import { writeJsonAtomic } from '../shared/atomic-write.js';
 import { join, resolve } from 'node:path';
 import { Router } from 'zeromq';
 import type { RunConfig } from '../shared/config.js';
-import { DistganError, ProtocolError, ReplicaDivergedError, describeError } from '../shared/errors.js';
-import { EMPTY_F32, EMPTY_I32, MsgType, decode, encode, payloadBytes, type Message, type PhaseStatsWire, type RunSpecWire } from '../shared/protocol.js';
+import { BindError, DistganError, NumericError, ProtocolError, ReplicaDivergedError, describeError } from '../shared/errors.js';
+import { EMPTY_F32, EMPTY_I32, MsgType, decode, encode, maxInboundFrameBytes, payloadBytes, type Message, type PhaseStatsWire, type RunSpecWire } from '../shared/protocol.js';
 import { EpochSampler, positionRange, sliceBounds } from '../shared/data/sampler.js';
 import { writeCheckpoint, type Checkpoint } from '../shared/checkpoint.js';
 import type { BuiltRun } from '../shared/run.js';
@@ -26,12 +36,16 @@ import { writeSampleGrid } from '../shared/samples.js';
 import { exportGenerator } from '../shared/gan/export.js';
 import { initialState, step as machineStep, type Action, type Event, type MachineState } from './machine.js';
 import { ObserverFanout, type PhaseSeconds, type RankStep, type RunObserver, type RunSummary, type StepReport } from './observer.js';
+import { inspectContribution } from './gradient-guard.js';
+import { PeerLimiter, printable } from './peer-limiter.js';
 
 export interface CoordinatorOptions {
   config: Readonly<RunConfig>;
   worldSize: number;
   /** ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:0 (port 0 = any free port) or ipc:///tmp/x.sock. */
   bind: string;
+  /** The flag `bind` came from, for errors (default --bind). */
+  bindFlag?: string;
   /** The run as built on the coordinator (dataset, spec, mirror trainer). */
   run: BuiltRun;
   /** Present on --resume. */
@@ -73,9 +87,26 @@ function sumInRankOrder(parts: readonly Float32Array[], length: number, weights?
   return out;
 }
 
+/** A step's averaged updates, waiting for the mirror; `g: 'skip'` when the guard discarded G's. */
+interface MirrorDue {
+  /** Training steps completed once applied. */
+  step: number;
+  d: { grad: Float32Array; aux: Float32Array };
+  g: { grad: Float32Array; aux: Float32Array } | 'skip';
+}
+
+/** Peer identities travel as hex strings through the machine; the socket wants the bytes back. */
+const identityBytes = (hex: string): Buffer => Buffer.from(hex, 'hex');
+
+/** Every top-level string field of a peer's message, escaped for logs (see printable). */
+function escapeStrings<T extends Message>(msg: T): T {
+  const out = { ...msg } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(out)) if (typeof v === 'string') out[k] = printable(v, 2000);
+  return out as T;
+}
+
 export class Coordinator {
   private readonly router = new Router();
-  private readonly identities = new Map<string, Buffer>();
   private state!: MachineState;
   private readonly fanout: ObserverFanout;
   private readonly now: () => number;
@@ -94,6 +125,8 @@ export class Coordinator {
   private gResults: (RankResult | undefined)[] = [];
   private pendingD: { grad: Float32Array; aux: Float32Array } | undefined;
   private pendingG: { grad: Float32Array; aux: Float32Array } = { grad: EMPTY_F32, aux: EMPTY_F32 };
+  /** The previous step's G update was discarded (skip-step): tell workers to count it. */
+  private pendingSkipG = false;
   private dPhaseStart = 0;
   private gPhaseStart = 0;
   private stepStart = 0;
@@ -105,7 +138,16 @@ export class Coordinator {
   private lastStats = { dLoss: NaN, gLoss: NaN, dAccuracyReal: NaN, dAccuracyFake: NaN };
   private stepTimes: number[] = [];
   /** A completed step's averaged gradients that the mirror has yet to apply. */
-  private mirrorDue: { d: { grad: Float32Array; aux: Float32Array }; g: { grad: Float32Array; aux: Float32Array } } | undefined;
+  private mirrorDue: MirrorDue | undefined;
+  /** Training steps the mirror's state has completed. */
+  private mirrorStep = 0;
+  /** Log lines about misbehaving peers: 5 per peer, then one per 10 s; 20/s across all peers. */
+  private readonly logLimiter = new PeerLimiter({ burst: 5, perSecond: 0.1, globalBurst: 20, globalPerSecond: 1 });
+  /** Handshakes (Hello) answered: 3 per peer, then one per second; 50/s across all peers. */
+  private readonly helloLimiter = new PeerLimiter({ burst: 3, perSecond: 1, globalBurst: 100, globalPerSecond: 50 });
+  /** Sends to non-members that failed (peer gone, or not reading): counted, never fatal. */
+  private strangerSendsDropped = 0;
+  private lastSuppressionNote = 0;
   private exchangeTimes: number[] = [];
   private readonly runSpec: RunSpecWire;
 
@@ -129,11 +171,25 @@ export class Coordinator {
 
   /** Binds the socket. Returns the endpoint workers should connect to (port resolved). */
   async bind(): Promise<string> {
+    const { trainer } = this.opts.run;
+    // Fail on an unroutable peer instead of dropping silently (so a member's
+    // loss is noticed), but never wait: a send that cannot be queued at once
+    // throws, and send() turns that into an event or a dropped reply.
     this.router.mandatory = true;
+    this.router.sendTimeout = 0;
     this.router.linger = 1000;
+    // A member has at most one message in flight per phase; a deep inbound
+    // queue would only let a stranger park up to HWM × frame limit bytes here.
+    this.router.receiveHighWaterMark = 16;
+    this.router.maxMessageSize = maxInboundFrameBytes(Math.max(trainer.gParamCount, trainer.dParamCount, trainer.auxCount));
     await this.opts.configureSocket?.(this.router);
     const ep = this.opts.bind.replace(/^(tcp:\/\/[^:]+):0$/, '$1:*');
-    await this.router.bind(ep);
+    try {
+      await this.router.bind(ep);
+    } catch (e) {
+      const flag = this.opts.bindFlag ?? '--bind';
+      throw new BindError(`${flag} ${this.opts.bind}: cannot listen there: ${e instanceof Error ? e.message : String(e)} (is another run using it, or is it not an address of this host?)`, { cause: e });
+    }
     this.boundEndpoint = this.router.lastEndpoint ?? ep;
     return this.boundEndpoint;
   }
@@ -158,10 +214,13 @@ export class Coordinator {
         modelFingerprint: run.wire.modelFingerprint,
         datasetFingerprint: run.wire.datasetFingerprint,
         version: this.opts.version,
+        guard: { normFactor: config.gradNormFactor, normMax: config.gradNormMax },
+        onBadGradient: config.onBadGradient === 'skip-step' ? 'skip-step' : 'fail',
       },
       this.now(),
     );
     this.stepsDone = startStep;
+    this.mirrorStep = startStep;
     this.fanout.runStarted({
       runId: run.wire.runId,
       dataset: run.dataset.name,
@@ -186,9 +245,21 @@ export class Coordinator {
     this.enqueue({ type: 'worker-exited', rank, description });
   }
 
-  /** A peer failed CURVE authentication (reported by the ZAP handler). */
-  peerRejected(reason: string): void {
-    this.fanout.peerRejected(reason);
+  /** A peer failed CURVE authentication (reported by the ZAP handler); `peer` is its address. */
+  peerRejected(reason: string, peer: string): void {
+    this.rejected(peer, printable(reason, 500));
+  }
+
+  /** Counts a rejected peer or message; prints it within the per-peer log budget. */
+  private rejected(peer: string, reason: string): void {
+    const now = this.now();
+    const loud = this.logLimiter.allow(peer, now);
+    this.fanout.peerRejected(reason, !loud);
+    if (now - this.lastSuppressionNote >= 10_000) {
+      const n = this.logLimiter.takeSuppressed();
+      this.lastSuppressionNote = now;
+      if (n > 0) this.opts.log(`${n} more rejected peer messages in the last 10 s were counted but not logged (rate limit)`);
+    }
   }
 
   /** SIGINT/SIGTERM: checkpoint and stop every worker. */
@@ -213,45 +284,56 @@ export class Coordinator {
       const [identity, ...rest] = frames;
       if (!identity) continue;
       const id = identity.toString('hex');
-      this.identities.set(id, identity);
       let msg: Message;
       try {
         msg = decode(rest);
       } catch (e) {
-        // A malformed frame from one peer must not take the run down; log and drop it.
-        this.opts.log(`dropped a malformed message from peer ${id.slice(0, 8)}: ${describeError(e)}`);
-        this.fanout.peerRejected(`malformed message: ${describeError(e)}`);
+        // A malformed frame from one peer must not take the run down: count it, log it within the budget, drop it.
+        this.rejected(id, `malformed message from peer ${id.slice(0, 8)}: ${printable(describeError(e), 300)}`);
         continue;
       }
       this.bytesReceived += payloadBytes(rest);
-      const ev = this.toEvent(id, msg);
+      const ev = this.toEvent(id, escapeStrings(msg));
       if (ev) this.enqueue(ev);
     }
+  }
+
+  private rankOf(identity: string): number {
+    return this.state.members.findIndex((m) => m?.identity === identity);
   }
 
   private toEvent(identity: string, msg: Message): Event | undefined {
     const at = this.now();
     switch (msg.t) {
       case MsgType.Hello:
+        // A member's retried Hello is always answered; a stranger's only within its handshake budget.
+        if (this.rankOf(identity) < 0 && !this.helloLimiter.allow(identity, at)) {
+          this.rejected(identity, `Hello from peer ${identity.slice(0, 8)} (${msg.host} pid ${msg.pid}) ignored: too many handshakes`);
+          return undefined;
+        }
         return { type: 'hello', identity, msg };
       case MsgType.Ready:
         return { type: 'ready', identity, msg };
       case MsgType.DResult:
       case MsgType.GResult: {
         const phase = msg.t === MsgType.DResult ? 'd' : 'g';
-        const rank = this.state.members.findIndex((m) => m?.identity === identity);
+        const rank = this.rankOf(identity);
+        const { trainer } = this.opts.run;
+        const expected = { gradLength: phase === 'd' ? trainer.dParamCount : trainer.gParamCount, auxLength: trainer.auxCount };
+        // Inspected on arrival, overlapping the wait for the other ranks; the machine judges it.
+        const check = rank >= 0 ? inspectContribution(msg.frames.grad, msg.frames.aux, expected, this.shares[rank]!) : { norm: NaN, problem: 'not a member' };
         if (rank >= 0 && msg.step === this.state.step) {
           const r: RankResult = { grad: msg.frames.grad, aux: msg.frames.aux, stats: msg.stats, computeSeconds: msg.computeSeconds, dataSeconds: msg.dataSeconds, applySeconds: msg.applySeconds, receivedAt: at };
           (phase === 'd' ? this.dResults : this.gResults)[rank] = r;
         }
-        return { type: 'result', identity, phase, step: msg.step, ...(msg.checksum === undefined ? {} : { checksum: msg.checksum }) };
+        return { type: 'result', identity, phase, step: msg.step, check, ...(msg.checksum === undefined ? {} : { checksum: msg.checksum }) };
       }
       case MsgType.Finished:
         return { type: 'finished', identity, step: msg.step, checksum: msg.checksum };
       case MsgType.Error:
         return { type: 'worker-error', identity, code: msg.code, message: msg.message };
       default:
-        this.opts.log(`ignored unexpected ${MsgType[msg.t]} from peer ${identity.slice(0, 8)}`);
+        this.rejected(identity, `unexpected ${MsgType[msg.t]} from peer ${identity.slice(0, 8)} ignored`);
         return undefined;
     }
   }
@@ -263,12 +345,25 @@ export class Coordinator {
     for (const a of t.actions) await this.execute(a);
   }
 
+  /**
+   * Queues a message without waiting. If it cannot be queued (the peer is
+   * gone, or has stopped reading), a member's failure goes to the machine as
+   * an `unreachable` event; a stranger's is counted and dropped.
+   */
   private async send(identity: string, msg: Message): Promise<void> {
-    const id = this.identities.get(identity);
-    if (!id) return;
     const frames = encode(msg);
-    this.bytesSent += payloadBytes(frames);
-    await this.router.send([id, ...frames]);
+    try {
+      await this.router.send([identityBytes(identity), ...frames]);
+      this.bytesSent += payloadBytes(frames);
+    } catch (e) {
+      if (this.closed) return;
+      if (this.rankOf(identity) >= 0) {
+        this.enqueue({ type: 'unreachable', identity, reason: describeError(e) });
+      } else {
+        this.strangerSendsDropped++;
+        this.rejected(identity, `reply to peer ${identity.slice(0, 8)} dropped: ${describeError(e)}`);
+      }
+    }
   }
 
   private memberIdentity(rank: number): string {
@@ -285,7 +380,7 @@ export class Coordinator {
         await this.send(a.identity, { t: MsgType.Welcome, rank: a.rank, worldSize: this.opts.worldSize, run: this.runSpec });
         return;
       case 'refuse':
-        this.fanout.peerRejected(a.reason);
+        this.rejected(a.identity, a.reason);
         await this.send(a.identity, { t: MsgType.Refuse, code: a.code, reason: a.reason });
         return;
       case 'joined':
@@ -314,6 +409,7 @@ export class Coordinator {
             step: a.step,
             globalBatch: config.batchSize,
             checksum: a.checksum,
+            skipG: this.pendingSkipG,
             frames: {
               positions: positionRange(s, e),
               indices: indices.subarray(s, e),
@@ -323,6 +419,7 @@ export class Coordinator {
             },
           });
         }
+        this.pendingSkipG = false;
         // The mirror catches up with the previous step now, while workers compute.
         this.flushMirror();
         return;
@@ -341,10 +438,22 @@ export class Coordinator {
         this.pendingG = this.averaged(this.gResults as RankResult[], run.trainer.gParamCount);
         // The mirror applies this step (D then G, exactly as every worker does)
         // after the next step has been dispatched, off the critical path; see flushMirror.
-        this.mirrorDue = { d: this.pendingD!, g: this.pendingG };
+        this.mirrorDue = { step: a.step + 1, d: this.pendingD!, g: this.pendingG };
         this.pendingD = undefined;
         this.stepsDone = a.step + 1;
         this.report(a.step + 1);
+        await this.periodic(a.step + 1);
+        return;
+      }
+      case 'skip': {
+        // Nothing of the refused phase was averaged or sent. A D phase drops the
+        // whole step; a G phase keeps D's update (every replica applied it).
+        if (a.phase === 'g') this.mirrorDue = { step: a.step + 1, d: this.pendingD!, g: 'skip' };
+        else this.mirrorStep = a.step + 1; // the mirror already holds the state the next step starts from
+        this.pendingD = undefined;
+        this.pendingG = { grad: EMPTY_F32, aux: EMPTY_F32 };
+        this.pendingSkipG = a.phase === 'g';
+        this.stepsDone = a.step + 1;
         await this.periodic(a.step + 1);
         return;
       }
@@ -359,7 +468,7 @@ export class Coordinator {
       case 'finish':
         this.flushMirror();
         for (let r = 0; r < this.opts.worldSize; r++) {
-          await this.send(this.memberIdentity(r), { t: MsgType.Finish, step: a.step, frames: { gGrad: this.pendingG.grad, gAux: this.pendingG.aux } });
+          await this.send(this.memberIdentity(r), { t: MsgType.Finish, step: a.step, skipG: this.pendingSkipG, frames: { gGrad: this.pendingG.grad, gAux: this.pendingG.aux } });
         }
         return;
       case 'done':
@@ -371,22 +480,43 @@ export class Coordinator {
     }
   }
 
-  /** Brings the mirror to the last completed step. Must run before it is sampled, checkpointed or checksummed. */
-  /** The step's gradient and BN statistics across ranks: gradients summed (pre-scaled), BN weighted by share. */
+  /**
+   * The step's gradient and BN statistics across ranks: gradients summed
+   * (pre-scaled), BN weighted by share. Every contribution passed the guard;
+   * the sum is checked too (finite parts can still overflow when the norm
+   * limits are switched off) before anything is sent on.
+   */
   private averaged(results: readonly RankResult[], paramCount: number): { grad: Float32Array; aux: Float32Array } {
     const auxLength = results[0]!.aux.length;
-    return {
+    const out = {
       grad: sumInRankOrder(results.map((x) => x.grad), paramCount),
       aux: auxLength ? sumInRankOrder(results.map((x) => x.aux), auxLength, this.shares) : EMPTY_F32,
     };
+    for (const [name, arr] of [['gradient', out.grad], ['BN statistics', out.aux]] as const) {
+      for (let i = 0; i < arr.length; i++) {
+        const x = arr[i]!;
+        if (x - x !== 0) throw new NumericError(`the averaged ${name} overflowed at element ${i} (${x}) although every rank's part was finite; set --grad-norm-max to refuse such parts`);
+      }
+    }
+    return out;
   }
 
+  /**
+   * Brings the mirror to the last completed step, all or nothing: both
+   * updates are checked before either is applied. Must run before the mirror
+   * is sampled, checkpointed or checksummed.
+   */
   private flushMirror(): void {
     const due = this.mirrorDue;
     if (!due) return;
+    const { trainer } = this.opts.run;
+    trainer.checkUpdate('d', due.d.grad, due.d.aux);
+    if (due.g !== 'skip') trainer.checkUpdate('g', due.g.grad, due.g.aux);
     this.mirrorDue = undefined;
-    this.opts.run.trainer.applyDGradients(due.d.grad, due.d.aux);
-    this.opts.run.trainer.applyGGradients(due.g.grad, due.g.aux);
+    trainer.applyDGradients(due.d.grad, due.d.aux);
+    if (due.g === 'skip') trainer.skipGUpdate();
+    else trainer.applyGGradients(due.g.grad, due.g.aux);
+    this.mirrorStep = due.step;
   }
 
   private report(stepNumber: number): void {
@@ -445,9 +575,8 @@ export class Coordinator {
     const last = stepNumber >= config.steps;
     const sample = !last && config.sampleEvery > 0 && stepNumber % config.sampleEvery === 0;
     const checkpoint = !last && config.checkpointEvery > 0 && stepNumber % config.checkpointEvery === 0;
-    if (sample || checkpoint) this.flushMirror();
-    if (!last && config.sampleEvery > 0 && stepNumber % config.sampleEvery === 0) await this.writeSample(stepNumber);
-    if (!last && config.checkpointEvery > 0 && stepNumber % config.checkpointEvery === 0) await this.writeCheckpointNow(stepNumber);
+    if (sample) await this.writeSample(stepNumber);
+    if (checkpoint) await this.writeCheckpointNow();
   }
 
   private async writeSample(stepNumber: number): Promise<string | undefined> {
@@ -462,9 +591,11 @@ export class Coordinator {
     }
   }
 
-  private async writeCheckpointNow(stepNumber: number): Promise<string> {
+  /** Checkpoints the mirror at the step it holds (brought up to date first unless `flush` is false). */
+  private async writeCheckpointNow(flush = true): Promise<string> {
     const { run, config } = this.opts;
-    this.flushMirror();
+    if (flush) this.flushMirror();
+    const stepNumber = this.mirrorStep;
     const state = run.trainer.getState();
     const path = await writeCheckpoint(
       resolve(config.out, 'checkpoints'),
@@ -507,11 +638,8 @@ export class Coordinator {
   private async stopAll(reason: string, failed: boolean): Promise<void> {
     for (const m of this.state.members) {
       if (!m) continue;
-      try {
-        await Promise.race([this.send(m.identity, { t: MsgType.Stop, reason, failed }), new Promise((r) => setTimeout(r, 1000))]);
-      } catch {
-        // A vanished peer cannot be told; its own deadline or the launcher ends it.
-      }
+      // Never blocks (sendTimeout 0); a vanished peer cannot be told, and its own deadline or the launcher ends it.
+      await this.router.send([identityBytes(m.identity), ...encode({ t: MsgType.Stop, reason, failed })]).catch(() => {});
     }
   }
 
@@ -520,7 +648,7 @@ export class Coordinator {
     const out = resolve(config.out);
     const stepNumber = this.stepsDone;
     await this.writeSample(stepNumber);
-    const ckpt = await this.writeCheckpointNow(stepNumber);
+    const ckpt = await this.writeCheckpointNow();
     await exportGenerator(run.trainer, out);
     const summary = this.summary();
     await writeJsonAtomic(join(out, 'summary.json'), summary);
@@ -534,12 +662,19 @@ export class Coordinator {
   private async abort(error: DistganError, lostRank?: number): Promise<void> {
     if (lostRank !== undefined && lostRank >= 0) this.fanout.workerLost(lostRank, error.message);
     this.opts.log(`stopping: ${error.message}`);
-    const completed = this.stepsDone;
     const startStep = this.state.opts.startStep;
-    if (completed > startStep && !(error instanceof ReplicaDivergedError)) {
+    if (this.stepsDone > startStep && !(error instanceof ReplicaDivergedError)) {
+      let flush = true;
       try {
-        const path = await this.writeCheckpointNow(completed);
-        this.opts.log(`checkpoint of step ${completed} written to ${path}; continue with --resume ${resolve(this.opts.config.out)}`);
+        this.flushMirror();
+      } catch (e) {
+        // The mirror is untouched (all or nothing): checkpoint the step it holds.
+        flush = false;
+        this.opts.log(`the mirror did not apply step ${this.mirrorDue?.step ?? '?'}: ${describeError(e)}`);
+      }
+      try {
+        const path = await this.writeCheckpointNow(flush);
+        this.opts.log(`checkpoint of step ${this.mirrorStep} written to ${path}; continue with --resume ${resolve(this.opts.config.out)}`);
       } catch (e) {
         this.opts.log(`could not write a checkpoint: ${describeError(e)}`);
       }
@@ -565,11 +700,3 @@ export class Coordinator {
     this.router.close();
   }
 }
-
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await mkdir(resolve(path, '..'), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
-  await rename(tmp, path);
-}
-

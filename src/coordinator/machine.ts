@@ -17,10 +17,25 @@
  *
  * In `training`, each step goes D (awaiting every rank's DResult) → G
  * (awaiting every GResult). A rank that does not answer by the phase deadline,
- * exits, or reports an error fails the run with a message naming the rank.
+ * exits, cannot be reached, or reports an error fails the run with a message
+ * naming the rank.
+ *
+ * The gradient guard (gradient-guard.ts): each result arrives with its
+ * inspection (length, finiteness, scaled norm). When a phase is complete and
+ * some rank's contribution is refused, nothing of that phase is averaged or
+ * sent, and the --on-bad-gradient policy decides:
+ *   fail       the run fails naming the rank(s); the coordinator checkpoints
+ *              the last step every replica and its mirror completed;
+ *   skip-step  the update is discarded on every replica and training goes on
+ *              at the next step: a bad D phase discards the whole step (no D
+ *              and no G update); a bad G phase discards G's update (D's was
+ *              already applied everywhere) and G's optimizer counts it as a
+ *              step, so both stay in step. Replicas stay bit-identical.
+ * Norms of accepted phases feed the per-phase history the next ones are judged by.
  */
 import { PROTOCOL_VERSION, type HelloMsg, type ReadyMsg } from '../shared/protocol.js';
-import { DeadlineError, DistganError, InterruptedError, JoinRefusedError, ReplicaDivergedError, WorkerFailedError } from '../shared/errors.js';
+import { DeadlineError, DistganError, InterruptedError, JoinRefusedError, NumericError, ReplicaDivergedError, WorkerFailedError } from '../shared/errors.js';
+import { judge, remember, type ContributionCheck, type GuardOptions } from './gradient-guard.js';
 
 export type Phase = 'joining' | 'training' | 'finishing' | 'done' | 'failed' | 'interrupted';
 
@@ -45,6 +60,10 @@ export interface MachineOptions {
   modelFingerprint: string;
   datasetFingerprint: string;
   version: string;
+  /** Gradient guard thresholds (see gradient-guard.ts). */
+  guard: GuardOptions;
+  /** What a refused contribution does (drop-worker is refused by config until membership is elastic). */
+  onBadGradient: 'fail' | 'skip-step';
 }
 
 export interface MachineState {
@@ -61,6 +80,12 @@ export interface MachineState {
   readonly checksums: readonly (string | undefined)[];
   /** Absolute ms after which the current wait fails. */
   readonly deadline: number;
+  /** Why each rank's contribution to the current phase was refused (undefined = accepted or not yet in). */
+  readonly refused: readonly (string | undefined)[];
+  /** Scaled norms of the current phase's contributions, by rank. */
+  readonly norms: readonly number[];
+  /** Recently accepted scaled norms, per phase. */
+  readonly normHistory: { readonly d: readonly number[]; readonly g: readonly number[] };
   /** Set once the run has failed or been interrupted. */
   readonly error?: DistganError;
 }
@@ -68,10 +93,12 @@ export interface MachineState {
 export type Event =
   | { type: 'hello'; identity: string; msg: HelloMsg }
   | { type: 'ready'; identity: string; msg: ReadyMsg }
-  | { type: 'result'; identity: string; phase: 'd' | 'g'; step: number; checksum?: string }
+  | { type: 'result'; identity: string; phase: 'd' | 'g'; step: number; checksum?: string; check: ContributionCheck }
   | { type: 'finished'; identity: string; step: number; checksum: string }
   | { type: 'worker-error'; identity: string; code: string; message: string }
   | { type: 'worker-exited'; rank: number; description: string }
+  /** A send to this peer failed (it disconnected, or stopped reading). */
+  | { type: 'unreachable'; identity: string; reason: string }
   | { type: 'diverged'; message: string }
   | { type: 'interrupt'; signal: string }
   | { type: 'tick' };
@@ -84,6 +111,8 @@ export type Action =
   | { type: 'start-d'; step: number; checksum: boolean }
   | { type: 'reduce-d'; step: number }
   | { type: 'reduce-g'; step: number }
+  /** The guard refused a contribution under skip-step: discard this phase's update (a D phase: the whole step). */
+  | { type: 'skip'; step: number; phase: 'd' | 'g'; ranks: number[] }
   | { type: 'verify-checksums'; step: number; checksums: string[] }
   | { type: 'finish'; step: number }
   | { type: 'done'; step: number }
@@ -105,6 +134,9 @@ export function initialState(opts: MachineOptions, now: number): MachineState {
     awaiting: [],
     checksums: [],
     deadline: now + opts.joinTimeoutMs,
+    refused: [],
+    norms: [],
+    normHistory: { d: [], g: [] },
   };
 }
 
@@ -152,6 +184,8 @@ function beginStep(state: MachineState, step: number, now: number): Transition {
       stepPhase: 'd',
       awaiting: allRanks(opts.worldSize),
       checksums: [],
+      refused: [],
+      norms: [],
       deadline: now + opts.stepTimeoutMs,
     },
     actions: [{ type: 'start-d', step, checksum }],
@@ -226,10 +260,14 @@ function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, n
     checksums = state.checksums.slice();
     (checksums as (string | undefined)[])[rank] = ev.checksum;
   }
-  const next: MachineState = { ...state, awaiting, checksums };
+  const refused = state.refused.slice();
+  refused[rank] = judge(ev.check, state.normHistory[ev.phase], state.opts.guard);
+  const norms = state.norms.slice();
+  norms[rank] = ev.check.norm;
+  const next: MachineState = { ...state, awaiting, checksums, refused, norms };
   if (awaiting.length > 0) return { state: next, actions: [] };
+  const actions: Action[] = [];
   if (ev.phase === 'd') {
-    const actions: Action[] = [];
     const reported = checksums.filter((c): c is string => c !== undefined);
     if (reported.length > 0) {
       const distinct = new Set(reported);
@@ -241,14 +279,44 @@ function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, n
       }
       actions.push({ type: 'verify-checksums', step: state.step, checksums: reported });
     }
+  }
+  const bad = refused.map((r, i) => (r === undefined ? -1 : i)).filter((i) => i >= 0);
+  if (bad.length > 0) {
+    const what = `${ev.phase.toUpperCase()} gradient of step ${state.step}`;
+    const detail = bad.map((r) => `${describeMissing(state, [r])}: ${refused[r]}`).join('; ');
+    if (state.opts.onBadGradient === 'fail') {
+      return fail(next, new NumericError(`refused the ${what} from ${detail}; nothing of it was applied (--on-bad-gradient fail)`));
+    }
+    const skipped = ev.phase === 'd' ? `step ${state.step} is skipped on every replica (no D or G update)` : `G's update of step ${state.step} is skipped on every replica (D's was applied)`;
+    const t = beginStep(next, state.step + 1, now);
+    return {
+      state: t.state,
+      actions: [...actions, { type: 'skip', step: state.step, phase: ev.phase, ranks: bad }, { type: 'log', text: `refused the ${what} from ${detail}; ${skipped} (--on-bad-gradient skip-step)` }, ...t.actions],
+    };
+  }
+  const normHistory = { ...state.normHistory, [ev.phase]: remember(state.normHistory[ev.phase], norms) };
+  if (ev.phase === 'd') {
     actions.push({ type: 'reduce-d', step: state.step });
     return {
-      state: { ...next, stepPhase: 'g', awaiting: allRanks(state.opts.worldSize), deadline: now + state.opts.stepTimeoutMs },
+      state: { ...next, normHistory, stepPhase: 'g', awaiting: allRanks(state.opts.worldSize), refused: [], norms: [], deadline: now + state.opts.stepTimeoutMs },
       actions,
     };
   }
-  const t = beginStep(next, state.step + 1, now);
+  const t = beginStep({ ...next, normHistory }, state.step + 1, now);
   return { state: t.state, actions: [{ type: 'reduce-g', step: state.step }, ...t.actions] };
+}
+
+/** A send to `identity` failed: a joining rank is freed for someone else; a training member is lost. */
+function onUnreachable(state: MachineState, identity: string, reason: string): Transition {
+  const rank = rankOf(state, identity);
+  if (rank < 0) return { state, actions: [] };
+  const m = state.members[rank]!;
+  if (state.phase === 'joining') {
+    const members = state.members.slice();
+    members[rank] = undefined;
+    return { state: { ...state, members }, actions: [{ type: 'log', text: `rank ${rank} (${m.host} pid ${m.pid}) went away while joining (${reason}); its rank is free again` }] };
+  }
+  return fail(state, new WorkerFailedError(rank, `rank ${rank} (${m.host} pid ${m.pid}) cannot be reached: ${reason}`), rank);
 }
 
 function onFinished(state: MachineState, ev: Extract<Event, { type: 'finished' }>): Transition {
@@ -315,6 +383,8 @@ export function step(state: MachineState, event: Event, now: number): Transition
       }
       return fail(state, new WorkerFailedError(rank, `rank ${rank} (${state.members[rank]!.host}) failed: ${event.message} [${event.code}]`), rank);
     }
+    case 'unreachable':
+      return onUnreachable(state, event.identity, event.reason);
     case 'worker-exited':
       return fail(state, new WorkerFailedError(event.rank, `rank ${event.rank} ${event.description}`), event.rank);
     case 'diverged':

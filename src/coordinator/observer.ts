@@ -96,8 +96,12 @@ export interface RunObserver {
   /** A sample grid PNG was written (absolute path). */
   sampleWritten?(step: number, pngPath: string): void;
   checkpointWritten?(step: number, path: string, unixSeconds: number): void;
-  /** A peer was rejected (CURVE/ZAP or handshake). */
-  peerRejected?(reason: string): void;
+  /**
+   * A peer or one of its messages was rejected (CURVE/ZAP, handshake,
+   * malformed frame). `quiet` when the per-peer log rate limit is spent:
+   * count it, but print nothing.
+   */
+  peerRejected?(reason: string, quiet: boolean): void;
   runEnded?(summary: RunSummary | undefined, error?: Error): void;
   /** Releases servers and timers. */
   close?(): Promise<void>;
@@ -123,7 +127,7 @@ export class ObserverFanout implements Required<Omit<RunObserver, 'close'>> {
   stepCompleted(r: StepReport): void { this.each((o) => o.stepCompleted?.(r)); }
   sampleWritten(step: number, p: string): void { this.each((o) => o.sampleWritten?.(step, p)); }
   checkpointWritten(step: number, p: string, t: number): void { this.each((o) => o.checkpointWritten?.(step, p, t)); }
-  peerRejected(reason: string): void { this.each((o) => o.peerRejected?.(reason)); }
+  peerRejected(reason: string, quiet = false): void { this.each((o) => o.peerRejected?.(reason, quiet)); }
   runEnded(s: RunSummary | undefined, e?: Error): void { this.each((o) => o.runEnded?.(s, e)); }
 
   async close(): Promise<void> {

@@ -167,7 +167,8 @@ export class ProgressObserver implements RunObserver {
     else this.event(`checkpoint at step ${step}: ${path}`);
   }
 
-  peerRejected(reason: string): void {
+  peerRejected(reason: string, quiet = false): void {
+    if (quiet) return;
     if (this.mode === 'json') this.json('peer_rejected', { reason });
     else this.event(`peer rejected: ${reason}`);
   }

@@ -9,7 +9,7 @@
  *   ROUTER side:  [identity] [header] [payload 0] … [payload k-1]
  *   DEALER side:             [header] [payload 0] … [payload k-1]
  *
- *   header     msgpackr map { p: PROTOCOL_ID, t: MsgType, id: number, ...fields,
+ *   header     msgpackr map { p: PROTOCOL_ID, t: MsgType, ...fields,
  *                              f: [[name, dtype, length], …] }
  *   payload i  raw little-endian bytes of a Float32Array ('f32') or
  *              Int32Array ('i32') of `length` elements, described by f[i].
@@ -18,8 +18,14 @@
  * possibly misaligned Uint8Array). ZeroMQ hands received frames back 4-byte
  * aligned, so payloads are viewed in place; a misaligned frame is copied once.
  *
- * `id` is the step-and-phase a message belongs to (step * 4 + phase slot), so a
- * duplicate or late reply is recognised and ignored, which makes retries safe.
+ * Messages that belong to a step carry `step` (and their type says the
+ * phase), so a duplicate or late reply is recognised and ignored, which makes
+ * retries safe.
+ *
+ * Sizes are bounded: a header is at most MAX_HEADER_BYTES and each string
+ * field at most MAX_STRING_BYTES; the coordinator also caps every inbound
+ * frame (ZMQ_MAXMSGSIZE, see maxInboundFrameBytes) so that a peer cannot make
+ * it allocate more than the largest legal message of the run.
  * `decode` validates the magic, the protocol version, the type, every field's
  * type and every payload's length, and throws ProtocolError naming the problem.
  */
@@ -28,7 +34,7 @@ import { ProtocolError } from './errors.js';
 import { TRAINER_STATE_ARRAYS, type TrainerStateArrays } from './gan/api.js';
 
 /** Bumped on any incompatible change; the join handshake refuses a mismatch. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const PROTOCOL_ID = `distgan/${PROTOCOL_VERSION}`;
 
 export enum MsgType {
@@ -131,6 +137,11 @@ export interface DStepMsg {
   globalBatch: number;
   /** Ask for a weight checksum taken after applying `gGrad` and before computing. */
   checksum: boolean;
+  /**
+   * The previous step's G update was discarded by the gradient guard
+   * (skip-step): count it without applying anything (`gGrad` is empty).
+   */
+  skipG: boolean;
   frames: {
     /** Global positions of this rank's samples within the step's batch. */
     positions: Int32Array;
@@ -168,6 +179,8 @@ export interface GStepMsg {
 export interface FinishMsg {
   t: MsgType.Finish;
   step: number;
+  /** As DStepMsg.skipG, for the last step. */
+  skipG: boolean;
   frames: { gGrad: Float32Array; gAux: Float32Array };
 }
 
@@ -223,7 +236,7 @@ const SCHEMA: Record<MsgType, { fields: Record<string, FieldType>; optional?: Re
     frames: Object.fromEntries(TRAINER_STATE_ARRAYS.map((k) => [k, 'f32' as const])),
   },
   [MsgType.DStep]: {
-    fields: { step: 'number', globalBatch: 'number', checksum: 'boolean' },
+    fields: { step: 'number', globalBatch: 'number', checksum: 'boolean', skipG: 'boolean' },
     frames: { positions: 'i32', indices: 'i32', nextIndices: 'i32', gGrad: 'f32', gAux: 'f32' },
   },
   [MsgType.DResult]: {
@@ -240,7 +253,7 @@ const SCHEMA: Record<MsgType, { fields: Record<string, FieldType>; optional?: Re
     optional: { checksum: 'string' },
     frames: { grad: 'f32', aux: 'f32' },
   },
-  [MsgType.Finish]: { fields: { step: 'number' }, frames: { gGrad: 'f32', gAux: 'f32' } },
+  [MsgType.Finish]: { fields: { step: 'number', skipG: 'boolean' }, frames: { gGrad: 'f32', gAux: 'f32' } },
   [MsgType.Finished]: { fields: { step: 'number', checksum: 'string' }, frames: {} },
   [MsgType.Stop]: { fields: { reason: 'string', failed: 'boolean' }, frames: {} },
   [MsgType.Error]: { fields: { code: 'string', message: 'string' }, frames: {} },
@@ -250,7 +263,20 @@ const SCHEMA: Record<MsgType, { fields: Record<string, FieldType>; optional?: Re
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
 /** Largest header we accept; headers are small, so a huge one is a corrupt or hostile frame. */
-const MAX_HEADER_BYTES = 1 << 20;
+export const MAX_HEADER_BYTES = 1 << 20;
+/** Largest string field (host names, reasons, error messages, fingerprints). */
+export const MAX_STRING_BYTES = 64 << 10;
+
+/**
+ * The largest frame a coordinator must accept in a run whose largest flat
+ * array (G or D parameters, BN statistics) has `largestArrayFloats` floats:
+ * that array's bytes or a header, whichever is larger, plus a margin.
+ * Used as ZMQ_MAXMSGSIZE, which libzmq checks against each frame's declared
+ * size before allocating it, disconnecting the peer that sent it.
+ */
+export function maxInboundFrameBytes(largestArrayFloats: number): number {
+  return Math.max(MAX_HEADER_BYTES, largestArrayFloats * 4) + (64 << 10);
+}
 
 /**
  * Encodes a message into ZeroMQ frames (without the ROUTER identity).
@@ -313,9 +339,12 @@ export function decode(frames: readonly Buffer[]): Message {
     const v = h[field];
     const ok = type === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === type;
     if (!ok) throw new ProtocolError(`${name}: field '${field}' must be ${type}, got ${v === null ? 'null' : typeof v}`);
+    if (type === 'string' && (v as string).length > MAX_STRING_BYTES) throw new ProtocolError(`${name}: field '${field}' is longer than ${MAX_STRING_BYTES} characters`);
+    if (type === 'number' && !Number.isFinite(v)) throw new ProtocolError(`${name}: field '${field}' must be a finite number, got ${String(v)}`);
   }
   for (const [field, type] of Object.entries(schema.optional ?? {})) {
     if (h[field] !== undefined && typeof h[field] !== type) throw new ProtocolError(`${name}: field '${field}' must be ${type}`);
+    if (type === 'string' && typeof h[field] === 'string' && (h[field] as string).length > MAX_STRING_BYTES) throw new ProtocolError(`${name}: field '${field}' is longer than ${MAX_STRING_BYTES} characters`);
   }
   const expected = Object.entries(schema.frames);
   const descs = h.f;

@@ -29,6 +29,8 @@ export interface WorkerOptions {
   log: (line: string) => void;
   /** Applies CURVE options before connect, when security is on. */
   configureSocket?: (dealer: Dealer) => Promise<void>;
+  /** Wraps the trainer this worker builds (instrumentation, fault injection in tests); default: used as built. */
+  wrapTrainer?: (trainer: GanTrainer) => GanTrainer;
 }
 
 /** The outcome of a worker that was told to stop. */
@@ -111,7 +113,7 @@ export class Worker {
     opts.log(`joined as rank ${this.rank} of ${welcome.worldSize}; building ${String(run.model.kind)} on ${run.dataset}`);
     this.dataset = await opts.openDataset(run.dataset, { flip: run.flip, seed: Number((run.gan as { seed?: number }).seed ?? 0) });
     const built = buildFromWire(run, this.dataset);
-    this.trainer = built.trainer;
+    this.trainer = opts.wrapTrainer ? opts.wrapTrainer(built.trainer) : built.trainer;
     await this.send({ t: MsgType.Ready, rank: this.rank, modelFingerprint: built.modelFingerprint, datasetFingerprint: this.dataset.fingerprint, datasetCount: this.dataset.count });
 
     const init = await this.receive(joinMs, 'the initial state (other workers may still be joining)');
@@ -135,7 +137,7 @@ export class Worker {
           await this.onGStep(msg);
           break;
         case MsgType.Finish: {
-          if (msg.frames.gGrad.length) this.trainer.applyGGradients(msg.frames.gGrad, msg.frames.gAux);
+          this.applyPendingG(msg);
           await this.send({ t: MsgType.Finished, step: msg.step, checksum: this.trainer.checksum() });
           break;
         }
@@ -157,10 +159,16 @@ export class Worker {
     return this.dataset!.read(indices, { step });
   }
 
+  /** The previous step's G update, carried by DStep and Finish: applied, counted as skipped, or absent (first step). */
+  private applyPendingG(msg: { skipG: boolean; frames: { gGrad: Float32Array; gAux: Float32Array } }): void {
+    if (msg.skipG) this.trainer!.skipGUpdate();
+    else if (msg.frames.gGrad.length) this.trainer!.applyGGradients(msg.frames.gGrad, msg.frames.gAux);
+  }
+
   private async onDStep(msg: Extract<Message, { t: MsgType.DStep }>): Promise<void> {
     const trainer = this.trainer!;
     const t0 = performance.now();
-    if (msg.frames.gGrad.length) trainer.applyGGradients(msg.frames.gGrad, msg.frames.gAux);
+    this.applyPendingG(msg);
     const applySeconds = (performance.now() - t0) / 1000;
     const checksum = msg.checksum ? trainer.checksum() : undefined;
     const t1 = performance.now();

@@ -13,7 +13,12 @@ const OPTS: MachineOptions = {
   modelFingerprint: 'model-fp',
   datasetFingerprint: 'data-fp',
   version: '0.1.0',
+  guard: { normFactor: 1000, normMax: 1e6 },
+  onBadGradient: 'fail',
 };
+
+/** A contribution the guard accepts. */
+const OK = { norm: 1 };
 
 const hello = (rank = -1, protocol = PROTOCOL_VERSION): HelloMsg => ({ t: MsgType.Hello, protocol, version: '0.1.0', host: 'h', pid: 100 + rank, backend: 'wasm', backendReason: '', rank });
 const ready = (rank: number, data = 'data-fp'): ReadyMsg => ({ t: MsgType.Ready, rank, modelFingerprint: 'model-fp', datasetFingerprint: data, datasetCount: 10 });
@@ -49,7 +54,7 @@ test('join assigns ranks in order and starts step 0 once all are ready', () => {
 });
 
 test('a full run: D then G each step, checksums compared, then finish and done', () => {
-  const r = (id: string, phase: 'd' | 'g', s: number, checksum?: string): [Event, number] => [{ type: 'result', identity: id, phase, step: s, ...(checksum ? { checksum } : {}) }, 10];
+  const r = (id: string, phase: 'd' | 'g', s: number, checksum?: string): [Event, number] => [{ type: 'result', identity: id, phase, step: s, check: OK, ...(checksum ? { checksum } : {}) }, 10];
   const { state, actions } = drive([
     ...joinBoth,
     r('a', 'd', 0), r('b', 'd', 0), r('a', 'g', 0), r('b', 'g', 0),
@@ -71,10 +76,10 @@ test('a full run: D then G each step, checksums compared, then finish and done',
 test('late and duplicate answers are ignored', () => {
   const { state, actions } = drive([
     ...joinBoth,
-    [{ type: 'result', identity: 'a', phase: 'd', step: 0 }, 5],
-    [{ type: 'result', identity: 'a', phase: 'd', step: 0 }, 6],
-    [{ type: 'result', identity: 'a', phase: 'g', step: 0 }, 7],
-    [{ type: 'result', identity: 'zz', phase: 'd', step: 0 }, 8],
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0, check: OK }, 5],
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0, check: OK }, 6],
+    [{ type: 'result', identity: 'a', phase: 'g', step: 0, check: OK }, 7],
+    [{ type: 'result', identity: 'zz', phase: 'd', step: 0, check: OK }, 8],
   ]);
   assert.equal(types(actions).includes('reduce-d'), false);
   assert.deepEqual(state.awaiting, [1]);
@@ -83,7 +88,7 @@ test('late and duplicate answers are ignored', () => {
 test('a silent rank fails the run at the step deadline, naming it', () => {
   const { state, actions } = drive([
     ...joinBoth,
-    [{ type: 'result', identity: 'a', phase: 'd', step: 0 }, 100],
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0, check: OK }, 100],
     [{ type: 'tick' }, 5_003],
     [{ type: 'tick' }, 5_004],
   ]);
@@ -108,7 +113,7 @@ test('the join deadline says how many workers are missing', () => {
 
 test('handshake refusals: protocol version, dataset fingerprint, taken rank', () => {
   const a = drive([[{ type: 'hello', identity: 'a', msg: hello(-1, PROTOCOL_VERSION + 1) }, 1]]).actions;
-  assert.match((a.find((x) => x.type === 'refuse') as { reason: string }).reason, /protocol version 2 differs/);
+  assert.match((a.find((x) => x.type === 'refuse') as { reason: string }).reason, new RegExp(`protocol version ${PROTOCOL_VERSION + 1} differs`));
   const b = drive([
     [{ type: 'hello', identity: 'a', msg: hello() }, 1],
     [{ type: 'ready', identity: 'a', msg: ready(0, 'other-data') }, 2],
@@ -125,12 +130,12 @@ test('handshake refusals: protocol version, dataset fingerprint, taken rank', ()
 test('diverging checksums stop the run naming the ranks', () => {
   const { actions } = drive([
     ...joinBoth,
-    [{ type: 'result', identity: 'a', phase: 'd', step: 0 }, 5],
-    [{ type: 'result', identity: 'b', phase: 'd', step: 0 }, 5],
-    [{ type: 'result', identity: 'a', phase: 'g', step: 0 }, 5],
-    [{ type: 'result', identity: 'b', phase: 'g', step: 0 }, 5],
-    [{ type: 'result', identity: 'a', phase: 'd', step: 1, checksum: 'aaaa' }, 6],
-    [{ type: 'result', identity: 'b', phase: 'd', step: 1, checksum: 'bbbb' }, 6],
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0, check: OK }, 5],
+    [{ type: 'result', identity: 'b', phase: 'd', step: 0, check: OK }, 5],
+    [{ type: 'result', identity: 'a', phase: 'g', step: 0, check: OK }, 5],
+    [{ type: 'result', identity: 'b', phase: 'g', step: 0, check: OK }, 5],
+    [{ type: 'result', identity: 'a', phase: 'd', step: 1, check: OK, checksum: 'aaaa' }, 6],
+    [{ type: 'result', identity: 'b', phase: 'd', step: 1, check: OK, checksum: 'bbbb' }, 6],
   ]);
   const f = actions.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>;
   assert.equal(f.error.code, 'DISTGAN_E_REPLICA_DIVERGED');

@@ -9,6 +9,7 @@ const dstep = (): DStepMsg => ({
   step: 7,
   globalBatch: 64,
   checksum: true,
+  skipG: false,
   frames: {
     positions: Int32Array.from([32, 33, 34]),
     indices: Int32Array.from([5, 9, 1]),
@@ -51,7 +52,7 @@ test('decode refuses bad input with a ProtocolError naming the problem', () => {
     ['truncated msgpack', [Buffer.from([0x82, 0xa1])], /not valid msgpack/],
     ['not a map', [packr.pack([1, 2])], /not a map/],
     ['foreign magic', [packr.pack({ p: 'other/1', t: 1 })], /not a distgan message/],
-    ['other version', [packr.pack({ p: `distgan/${PROTOCOL_VERSION + 1}`, t: 1 })], /protocol distgan\/2 is not/],
+    ['other version', [packr.pack({ p: `distgan/${PROTOCOL_VERSION + 1}`, t: 1 })], new RegExp(`protocol distgan/${PROTOCOL_VERSION + 1} is not`)],
     ['unknown type', [packr.pack({ p: PROTOCOL_ID, t: 99, f: [] })], /unknown message type 99/],
     ['missing field', [packr.pack({ p: PROTOCOL_ID, t: MsgType.Stop, reason: 'x', f: [] })], /field 'failed' must be boolean/],
     ['missing frame', good.slice(0, 5), /expected 5 payload frames, got 4/],

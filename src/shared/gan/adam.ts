@@ -13,6 +13,14 @@
  *   m ← β1·m + (1 − β1)·g
  *   v ← β2·v + (1 − β2)·g²
  *   w ← w − lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε)
+ *
+ * The moments stay finite. v is computed in float64 but stored as float32, so
+ * one element with |g| above ~5.8e20 (at β2 = 0.999) would store v = +Inf and
+ * freeze that weight for good (every later update divides by √Inf). Rather
+ * than clamp, which would silently change the maths of that element, `check`
+ * refuses such a gradient before anything changes: the update is exact or it
+ * does not happen. The coordinator's gradient guard refuses far smaller
+ * outliers earlier, naming the rank; this is the last line of defence.
  */
 import { NumericError } from '../errors.js';
 
@@ -26,6 +34,9 @@ export interface AdamHyperparameters {
   /** Added to √v̂ to avoid division by zero. */
   epsilon: number;
 }
+
+/** Largest finite float32. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** x^n for a non-negative integer n by binary exponentiation (deterministic rounding). */
 export function powInt(x: number, n: number): number {
@@ -59,21 +70,35 @@ export class Adam {
   }
 
   /**
-   * Applies one update to `weights` in place. Throws (changing nothing) if the
-   * gradient has the wrong length or holds NaN/±Inf.
+   * Throws, changing nothing, if `apply` would refuse this gradient: wrong
+   * length, NaN/±Inf, or an element whose second moment would overflow float32.
    */
-  apply(weights: Float32Array, gradients: Float32Array): void {
+  check(gradients: Float32Array): void {
     const n = this.size;
-    if (weights.length !== n || gradients.length !== n) {
-      throw new RangeError(`Adam(${this.label}): expected ${n} floats, got weights ${weights.length}, gradients ${gradients.length}`);
-    }
+    if (gradients.length !== n) throw new RangeError(`Adam(${this.label}): expected ${n} gradient floats, got ${gradients.length}`);
+    const { beta2 } = this.hyper;
+    const a2 = 1 - beta2;
+    const v = this.v;
     for (let i = 0; i < n; i++) {
       const g = gradients[i]!;
       // g − g is NaN for NaN and ±Inf, 0 otherwise: one cheap finiteness test.
       if (g - g !== 0) {
         throw new NumericError(`Adam(${this.label}): gradient element ${i} of ${n} is ${g} at update ${this.step + 1}; weights unchanged`);
       }
+      if (beta2 * v[i]! + a2 * (g * g) > FLOAT32_MAX) {
+        throw new NumericError(`Adam(${this.label}): gradient element ${i} of ${n} is ${g} at update ${this.step + 1}: its second moment would overflow float32 and freeze the weight; weights unchanged`);
+      }
     }
+  }
+
+  /**
+   * Applies one update to `weights` in place. Throws (changing nothing) if
+   * `check` refuses the gradient or the weights have the wrong length.
+   */
+  apply(weights: Float32Array, gradients: Float32Array): void {
+    const n = this.size;
+    if (weights.length !== n) throw new RangeError(`Adam(${this.label}): expected ${n} weights, got ${weights.length}`);
+    this.check(gradients);
     const { lr, beta1, beta2, epsilon } = this.hyper;
     const t = this.step + 1;
     const c1 = 1 - powInt(beta1, t);
@@ -91,6 +116,15 @@ export class Adam {
       weights[i] = weights[i]! - (lr * (m[i]! / c1)) / (Math.sqrt(v[i]! / c2) + epsilon);
     }
     this.step = t;
+  }
+
+  /**
+   * Counts an update that was discarded on every replica (the gradient guard's
+   * skip-step policy) without changing weights or moments, so that G's and
+   * D's optimizers stay at the same step count.
+   */
+  skip(): void {
+    this.step += 1;
   }
 
   /** Copies of the moments and step, for checkpoints. */

@@ -1,10 +1,13 @@
 /**
- * The contract between the distributed core and the compute engine. The
- * coordinator never touches tensors; a worker drives one `GanTrainer` through
+ * The contract between the distributed core and the compute engine. A
+ * worker drives one `GanTrainer` through
  * the four calls of a synchronous data-parallel GAN step:
  *
  *   D phase: computeDGradients(slice) → coordinator averages → applyDGradients(avg)
  *   G phase: computeGGradients(slice) → coordinator averages → applyGGradients(avg)
+ *
+ * The coordinator holds one too, as its mirror: it applies the averaged
+ * gradients exactly as the workers do, and never computes gradients itself.
  *
  * Gradients, weights and optimizer state cross the wire as flat Float32Arrays
  * whose layout is the positional order of the network's variables (never tfjs
@@ -87,6 +90,17 @@ export interface GanTrainer {
   applyDGradients(gradients: Float32Array, aux: Float32Array): void;
   computeGGradients(input: PhaseInput): Promise<PhaseResult>;
   applyGGradients(gradients: Float32Array, aux: Float32Array): void;
+  /**
+   * Throws exactly what apply{D,G}Gradients would throw for these arguments,
+   * changing nothing; lets a caller apply D and G as one all-or-nothing update.
+   */
+  checkUpdate(phase: 'd' | 'g', gradients: Float32Array, aux: Float32Array): void;
+  /**
+   * A G update that was discarded on every replica (--on-bad-gradient
+   * skip-step after D had been applied): advances G's optimizer step count
+   * so both optimizers stay in step, changing no weight or moment.
+   */
+  skipGUpdate(): void;
 
   getState(): TrainerState;
   setState(state: TrainerState): void;

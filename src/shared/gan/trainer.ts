@@ -300,12 +300,17 @@ export class TfGanTrainer implements GanTrainer {
     }
   }
 
-  private apply(adam: Adam, weights: Float32Array, vars: tf.Variable[], gradients: Float32Array, aux: Float32Array, phase: string): void {
+  private check(adam: Adam, weights: Float32Array, gradients: Float32Array, aux: Float32Array, phase: string): void {
     this.checkAlive();
     if (gradients.length !== weights.length) {
       throw new ProtocolError(`${phase}: gradient holds ${gradients.length} floats, expected ${weights.length}`);
     }
     this.checkAux(aux, phase);
+    adam.check(gradients);
+  }
+
+  private apply(adam: Adam, weights: Float32Array, vars: tf.Variable[], gradients: Float32Array, aux: Float32Array, phase: string): void {
+    this.check(adam, weights, gradients, aux, phase);
     adam.apply(weights, gradients);
     writeFlat(weights, vars);
     if (aux.length > 0) {
@@ -320,6 +325,16 @@ export class TfGanTrainer implements GanTrainer {
 
   applyGGradients(gradients: Float32Array, aux: Float32Array): void {
     this.apply(this.gAdam, this.gWeights, this.g.trainable, gradients, aux, 'applyGGradients');
+  }
+
+  checkUpdate(phase: 'd' | 'g', gradients: Float32Array, aux: Float32Array): void {
+    if (phase === 'd') this.check(this.dAdam, this.dWeights, gradients, aux, 'applyDGradients');
+    else this.check(this.gAdam, this.gWeights, gradients, aux, 'applyGGradients');
+  }
+
+  skipGUpdate(): void {
+    this.checkAlive();
+    this.gAdam.skip();
   }
 
   /** Completed optimizer steps (G updates; D may be one ahead between phases). */
