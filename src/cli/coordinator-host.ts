@@ -3,7 +3,8 @@
  * the run folder, the coordinator's own backend and mirror, observers
  * (progress, Prometheus, status page) and the HTTP server.
  */
-import { mkdir, writeFile, stat, readdir } from 'node:fs/promises';
+import { mkdir, stat, readdir } from 'node:fs/promises';
+import { removeStaleTempFiles, writeJsonAtomic } from '../shared/atomic-write.js';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
@@ -62,6 +63,8 @@ export async function hostRun(opts: {
   resumeFrom?: Checkpoint;
   worldSize: number;
   bind: string;
+  /** The flag the bind address came from, for errors (default --bind). */
+  bindFlag?: string;
   log: (line: string) => void;
   configureSocket?: (router: Router) => Promise<void>;
   extraObservers?: RunObserver[];
@@ -81,29 +84,23 @@ export async function hostRun(opts: {
     throw new ConfigError(`--resume: the dataset ${config.dataset} is not the data the checkpoint was trained on (fingerprint differs)`);
   }
 
-  await prepareRunFolder(out, opts.resumeFrom !== undefined);
-  await writeFile(join(out, 'config.json'), JSON.stringify({ ...config, out, worldSize: opts.worldSize, version: VERSION }, null, 2) + '\n');
-
   const env = readEnv();
   const progress = new ProgressObserver({ format: config.logFormat, stream: process.stderr, isTTY: Boolean(process.stderr.isTTY) && !env.ci, every: config.logEvery });
   const observers: RunObserver[] = [progress];
   // Log lines go through the progress observer so they never land on a progress bar's line.
   const log = (line: string): void => progress.printLine(`distgan: ${line}`);
-  let server: { url: string; close(): Promise<void> } | undefined;
-  if (config.metricsPort !== 0) {
-    const registry = new Registry();
-    const status = new StatusObserver();
-    observers.push(new PrometheusObserver(registry), status);
-    const started = await startHttpServer({ host: config.metricsHost, port: config.metricsPort, registry, status, onError: (e) => log(`status server: ${String(e)}`) });
-    server = started;
-    log(`metrics and status page at ${started.url}`);
-  }
+  const registry = config.metricsPort !== 0 ? new Registry() : undefined;
+  const status = registry ? new StatusObserver() : undefined;
+  if (registry && status) observers.push(new PrometheusObserver(registry), status);
   observers.push(...(opts.extraObservers ?? []));
 
+  // Validation that needs the world size (batch split) and both listening
+  // addresses comes before the run folder exists: a refused start leaves nothing behind.
   const coordinator = new Coordinator({
     config,
     worldSize: opts.worldSize,
     bind: opts.bind,
+    ...(opts.bindFlag ? { bindFlag: opts.bindFlag } : {}),
     run,
     ...(opts.resumeFrom ? { resumeFrom: opts.resumeFrom } : {}),
     observers,
@@ -111,7 +108,25 @@ export async function hostRun(opts: {
     log,
     ...(opts.configureSocket ? { configureSocket: opts.configureSocket } : {}),
   });
-  const endpoint = await coordinator.bind();
+  let server: { url: string; close(): Promise<void> } | undefined;
+  let endpoint: string;
+  try {
+    endpoint = await coordinator.bind();
+    if (registry && status) {
+      server = await startHttpServer({ host: config.metricsHost, port: config.metricsPort, registry, status, onError: (e) => log(`status server: ${String(e)}`) });
+    }
+    await prepareRunFolder(out, opts.resumeFrom !== undefined);
+    const removed = await removeStaleTempFiles(join(out, 'checkpoints'));
+    if (removed.length > 0) log(`removed ${removed.length} temporary file(s) left by an interrupted checkpoint write: ${removed.join(', ')}`);
+    await writeJsonAtomic(join(out, 'config.json'), { ...config, out, worldSize: opts.worldSize, version: VERSION });
+  } catch (e) {
+    await coordinator.close();
+    await server?.close();
+    run.trainer.dispose();
+    await dataset.close();
+    throw e;
+  }
+  if (server) log(`metrics and status page at ${server.url}`);
   return {
     coordinator,
     endpoint,

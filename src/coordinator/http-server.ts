@@ -16,7 +16,7 @@ import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { ConfigError } from '../shared/errors.js';
+import { BindError, ConfigError } from '../shared/errors.js';
 import { SAMPLE_URL_PATH, type StatusObserver } from './status-page.js';
 
 export interface HttpServerOptions {
@@ -63,7 +63,7 @@ function formatUrl(host: string, port: number): string {
   return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
 
-/** Starts the server; rejects with a ConfigError when the address cannot be bound. */
+/** Starts the server; rejects with a BindError (naming --metrics-port) when the address cannot be bound. */
 export async function startHttpServer(opts: HttpServerOptions): Promise<RunningHttpServer> {
   const { host, port, registry, status } = opts;
   const onError = opts.onError ?? (() => {});
@@ -135,7 +135,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
     const fail = (e: NodeJS.ErrnoException) => {
       server.off('listening', ok);
       const why = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges' : e.code === 'EADDRNOTAVAIL' ? 'is not an address of this machine' : `failed (${e.code ?? e.message})`;
-      reject(new ConfigError(`cannot serve metrics on ${host}:${port}: the address ${why}; choose another --metrics-host/--metrics-port, or --metrics-port 0 to turn the server off`, { cause: e }));
+      reject(new BindError(`--metrics-port ${port} (--metrics-host ${host}): cannot serve metrics there: the address ${why}; choose another --metrics-host/--metrics-port, or --metrics-port 0 to turn the server off`, { cause: e }));
     };
     const ok = () => {
       server.off('error', fail);

@@ -2,7 +2,8 @@
  * Sample grids from fixed noise: the same 64 latents (drawn once from the run
  * seed) every time, so successive grids show how G evolves rather than noise.
  */
-import { mkdir, rename, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic-write.js';
 import { join } from 'node:path';
 import { Stream, normalRows } from './rng.js';
 import type { ModelSpec } from './models/spec.js';
@@ -38,9 +39,7 @@ export async function writeSampleGrid(run: { trainer: GanTrainer; spec: ModelSpe
   await mkdir(dir, { recursive: true });
   const png = renderSamples(run.trainer, run.spec, run.training.seed, SAMPLE_COUNT, run.training.dataset);
   const file = join(dir, `step-${String(step).padStart(8, '0')}.png`);
-  await writeFile(`${file}.tmp`, png);
-  await rename(`${file}.tmp`, file);
-  await copyFile(file, join(dir, 'latest.png.tmp'));
-  await rename(join(dir, 'latest.png.tmp'), join(dir, 'latest.png'));
+  await writeFileAtomic(file, png);
+  await writeFileAtomic(join(dir, 'latest.png'), png);
   return file;
 }

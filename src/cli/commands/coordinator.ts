@@ -40,18 +40,13 @@ export function register(program: Command): void {
       const authorized = await readAuthorizedKeys(o.authorizedKeys);
       zap = await startZapHandler({
         authorized,
-        onReject: (reason, address) => {
-          host?.coordinator.peerRejected(`${reason} (${address})`);
-          logLine(`rejected a peer from ${address}: ${reason}`);
-        },
+        // Printed by the coordinator within its per-peer log budget (a stranger can fail handshakes in a loop).
+        onReject: (reason, address) => host?.coordinator.peerRejected(`rejected a peer from ${address}: ${reason}`, address),
       });
       configureSocket = async (router) => {
         applyServerCurve(router, keys);
         // Keyless and wrong-coordinator-key clients fail the handshake before ZAP is asked.
-        watchHandshakeFailures(router, (reason, address) => {
-          host?.coordinator.peerRejected(`${reason} (${address})`);
-          logLine(`rejected a peer from ${address}: ${reason}`);
-        });
+        watchHandshakeFailures(router, (reason, address) => host?.coordinator.peerRejected(`rejected a peer from ${address}: ${reason}`, address));
       };
       logLine(`CURVE on: ${authorized.size} authorised worker keys`);
     } else if (!isLoopbackEndpoint(o.bind)) {

@@ -91,7 +91,7 @@ export function register(program: Command): void {
       return;
     }
 
-    const host = await hostRun({ config, ...(resumeFrom ? { resumeFrom } : {}), worldSize: workers, bind: 'tcp://127.0.0.1:0', log: logLine });
+    const host = await hostRun({ config, ...(resumeFrom ? { resumeFrom } : {}), worldSize: workers, bind: 'tcp://127.0.0.1:0', bindFlag: 'launch (which listens on)', log: logLine });
     const children: Child[] = [];
     let finished = false;
     for (let rank = 0; rank < workers; rank++) {

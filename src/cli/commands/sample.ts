@@ -1,5 +1,6 @@
 /** `distgan sample`: a PNG grid of samples from a checkpoint's generator. */
-import { writeFile, rename, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileAtomic } from '../../shared/atomic-write.js';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { int, BACKENDS, oneOf, type BackendRequest } from '../../shared/config.js';
@@ -34,8 +35,7 @@ export function register(program: Command): void {
         const png = renderSamples(trainer, spec, seed, count);
         const out = resolve(o.out);
         await mkdir(dirname(out), { recursive: true });
-        await writeFile(`${out}.tmp`, png);
-        await rename(`${out}.tmp`, out);
+        await writeFileAtomic(out, png);
         logLine(`wrote ${count} samples of step ${ckpt.header.step} to ${out}`);
       } finally {
         trainer.dispose();

@@ -15,10 +15,11 @@
  * instant no generator/ exists; it never holds a mix of two versions.)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { tf, tfl } from '../compute/tf.js';
 import type { ModelSpec } from '../models/spec.js';
+import { DiskFullError } from '../errors.js';
 
 type LayersModel = ReturnType<typeof tfl.sequential>;
 
@@ -75,6 +76,8 @@ export async function saveLayersModelFolder(model: LayersModel, targetDir: strin
   const parent = path.dirname(target);
   const tmp = await mkdtemp(path.join(parent, `.${path.basename(target)}.tmp-`));
   try {
+    // mkdtemp makes 0700; the exported folder is as readable as the rest of the run folder.
+    await chmod(tmp, 0o755);
     await writeSynced(path.join(tmp, WEIGHTS_BIN), weights);
     await writeSynced(path.join(tmp, MODEL_JSON), JSON.stringify(modelJson));
     await syncDir(tmp);
@@ -91,6 +94,8 @@ export async function saveLayersModelFolder(model: LayersModel, targetDir: strin
     if (movedAside) await rm(aside, { recursive: true, force: true });
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') throw new DiskFullError(`export to ${target}: the disk is full; the previous export (if any) is intact`, { cause: err });
     throw err;
   }
   return target;
