@@ -86,6 +86,8 @@ export interface MachineState {
   readonly norms: readonly number[];
   /** Recently accepted scaled norms, per phase. */
   readonly normHistory: { readonly d: readonly number[]; readonly g: readonly number[] };
+  /** When joining members were last re-sent their Welcome (see onTick). */
+  readonly probedAt: number;
   /** Set once the run has failed or been interrupted. */
   readonly error?: DistganError;
 }
@@ -137,8 +139,18 @@ export function initialState(opts: MachineOptions, now: number): MachineState {
     refused: [],
     norms: [],
     normHistory: { d: [], g: [] },
+    probedAt: now,
   };
 }
+
+/**
+ * How often members that joined (ready or still building) are re-sent their
+ * Welcome while joining. ZeroMQ tells a ROUTER nothing when a peer vanishes,
+ * but a send to a vanished peer fails (mandatory routing), and that failure
+ * (an `unreachable` event) frees the rank for a replacement instead of
+ * holding it until the join deadline. Workers ignore a repeated Welcome.
+ */
+export const JOIN_PROBE_MS = 2000;
 
 const allRanks = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
@@ -339,7 +351,11 @@ function onFinished(state: MachineState, ev: Extract<Event, { type: 'finished' }
 }
 
 function onTick(state: MachineState, now: number): Transition {
-  if (now < state.deadline) return { state, actions: [] };
+  if (now < state.deadline) {
+    if (state.phase !== 'joining' || now - state.probedAt < JOIN_PROBE_MS) return { state, actions: [] };
+    const probes: Action[] = state.members.filter((m): m is Member => m !== undefined).map((m) => ({ type: 'welcome', identity: m.identity, rank: m.rank }));
+    return { state: { ...state, probedAt: now }, actions: probes };
+  }
   const secs = (ms: number): string => `${(ms / 1000).toFixed(0)} s`;
   if (state.phase === 'joining') {
     const missing = state.members.map((m, r) => (m?.ready ? -1 : r)).filter((r) => r >= 0);

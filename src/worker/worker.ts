@@ -116,7 +116,9 @@ export class Worker {
     this.trainer = opts.wrapTrainer ? opts.wrapTrainer(built.trainer) : built.trainer;
     await this.send({ t: MsgType.Ready, rank: this.rank, modelFingerprint: built.modelFingerprint, datasetFingerprint: this.dataset.fingerprint, datasetCount: this.dataset.count });
 
-    const init = await this.receive(joinMs, 'the initial state (other workers may still be joining)');
+    let init = await this.receive(joinMs, 'the initial state (other workers may still be joining)');
+    // While others join, the coordinator re-sends Welcome to check this worker is still there.
+    while (init.t === MsgType.Welcome) init = await this.receive(joinMs, 'the initial state (other workers may still be joining)');
     if (init.t === MsgType.Refuse) throw new JoinRefusedError(`the coordinator refused this worker: ${init.reason}`);
     if (init.t === MsgType.Stop) return { code: init.failed ? 3 : 0, reason: init.reason };
     if (init.t !== MsgType.Init) throw new ProtocolError(`expected Init, got ${MsgType[init.t]}`);

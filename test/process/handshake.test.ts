@@ -34,3 +34,29 @@ test('a worker whose coordinator never answers gives up at its deadline', { time
   assert.equal(w.code, 1);
   assert.match(w.stderr, /no answer from the coordinator at tcp:\/\/127\.0\.0\.1:\d+ within 3 s/);
 });
+
+test('a worker killed while joining frees its rank: a replacement takes it and the run completes', { timeout: 120_000 }, async () => {
+  const dir = await tempDir();
+  const endpoint = `ipc://${join(dir, 'coord.sock')}`;
+  const coord = startCli(['coordinator', '--bind', endpoint, '--world-size', '2', '--join-timeout', '60', ...run, '--out', join(dir, 'run')], { timeoutMs: 100_000 });
+  const first = startCli(['worker', '--connect', endpoint, '--rank', '0', '--backend', 'wasm'], { timeoutMs: 100_000 });
+  try {
+    await coord.waitFor(/rank 0 joined: \S+ pid \d+/, 30_000);
+    // Killed after its Hello, while the coordinator waits for rank 1: nothing tells the ROUTER.
+    await first.waitFor(/joined as rank 0/, 30_000);
+    first.proc.kill('SIGKILL');
+    await coord.waitFor(/rank 0 \(\S+ pid \d+\) went away while joining .*its rank is free again/, 15_000);
+    const [a, b] = await Promise.all([
+      runCli(['worker', '--connect', endpoint, '--rank', '0', '--backend', 'wasm'], { timeoutMs: 90_000 }),
+      runCli(['worker', '--connect', endpoint, '--rank', '1', '--backend', 'wasm'], { timeoutMs: 90_000 }),
+    ]);
+    assert.equal(a.code, 0, a.stderr.slice(-1500));
+    assert.equal(b.code, 0, b.stderr.slice(-1500));
+    const c = await coord.done;
+    assert.equal(c.code, 0, c.stderr.slice(-2000));
+  } finally {
+    if (first.proc.exitCode === null) first.proc.kill('SIGKILL');
+    if (coord.proc.exitCode === null) coord.proc.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initialState, step, type Action, type Event, type MachineOptions, type MachineState } from '../../src/coordinator/machine.js';
+import { JOIN_PROBE_MS, initialState, step, type Action, type Event, type MachineOptions, type MachineState } from '../../src/coordinator/machine.js';
 import { MsgType, PROTOCOL_VERSION, type HelloMsg, type ReadyMsg } from '../../src/shared/protocol.js';
 
 const OPTS: MachineOptions = {
@@ -149,4 +149,18 @@ test('a worker exit or a signal fails the run', () => {
   const sig = drive([...joinBoth, [{ type: 'interrupt', signal: 'SIGTERM' }, 9]]);
   assert.equal(sig.state.phase, 'interrupted');
   assert.equal((sig.actions.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>).error.code, 'DISTGAN_E_INTERRUPTED');
+});
+
+test('while joining, members are re-sent Welcome every JOIN_PROBE_MS (fake clock), so a vanished one can be noticed', () => {
+  let s = initialState(OPTS, 0);
+  s = step(s, { type: 'hello', identity: 'a', msg: hello(0) }, 10).state;
+  assert.equal(step(s, { type: 'tick' }, JOIN_PROBE_MS - 1).actions.length, 0);
+  const t = step(s, { type: 'tick' }, JOIN_PROBE_MS);
+  assert.deepEqual(t.actions, [{ type: 'welcome', identity: 'a', rank: 0 }]);
+  assert.equal(step(t.state, { type: 'tick' }, JOIN_PROBE_MS + 10).actions.length, 0, 'not again until the interval has passed');
+  const gone = step(t.state, { type: 'unreachable', identity: 'a', reason: 'Host unreachable' }, JOIN_PROBE_MS + 20).state;
+  assert.equal(gone.members[0], undefined);
+  const taken = step(gone, { type: 'hello', identity: 'a2', msg: hello(0) }, JOIN_PROBE_MS + 30);
+  assert.deepEqual(types(taken.actions), ['welcome']);
+  assert.equal(taken.state.members[0]?.identity, 'a2', 'a replacement takes the freed rank');
 });
