@@ -1,10 +1,59 @@
-/** Runs a bench child process with a deadline and returns the JSON on its last stdout line. */
+/**
+ * Runs a bench child process with a deadline and returns the JSON on its last
+ * stdout line; turns a child's failure into the DistganError it stands for.
+ */
 import { spawn } from 'node:child_process';
+import { DeadlineError, DistganError } from '../src/shared/errors.js';
 
 export interface ChildOutcome<T> {
   result?: T;
+  /** Why no JSON came back: the child's coded error line where it printed one. */
   error?: string;
+  /** The child's exit code (null when a signal ended it). */
+  exitCode?: number | null;
+  /** The exit code of the DistganError the child died of, where its stderr shows one. */
+  errorExitCode?: number;
+  /** True when the deadline killed it. */
+  timedOut?: boolean;
   seconds: number;
+}
+
+/** What a child reports when its measurement failed (compute-child.ts's JSON carries these). */
+export interface ChildFailure {
+  error?: string;
+  /** DistganError code (DISTGAN_E_…) of the failure, when it had one. */
+  code?: string;
+  /** The exit code that failure maps to (DistganError.exitCode). */
+  exitCode?: number;
+}
+
+/** A `distgan: error: MESSAGE [DISTGAN_E_…]` line (cli/output.ts fail()), or a thrown DistganError's first line. */
+const CODED_LINE = /^(?:distgan: error: )?(.*?)\s*\[(DISTGAN_E_[A-Z_]+)\]\s*$/;
+
+/**
+ * The reason a failed child gives on stderr: its last coded error line, else
+ * the first line of the uncaught error ("XxxError: …"), else its last lines
+ * without Node's version footer and stack frames.
+ */
+export function reasonFromStderr(stderr: string): { message: string; code?: string; exitCode?: number } {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = CODED_LINE.exec(lines[i]!);
+    if (m !== null) return { message: m[1]!, code: m[2]! };
+  }
+  const thrown = lines.find((l) => /^[A-Za-z]*Error\b.*:/.test(l));
+  if (thrown !== undefined) {
+    // An uncaught DistganError prints its properties: `code: 'DISTGAN_E_…',` and `exitCode: 2`.
+    const code = /code: '(DISTGAN_E_[A-Z_]+)'/.exec(stderr)?.[1];
+    const exitCode = /exitCode: (\d+)/.exec(stderr)?.[1];
+    const message = thrown.replace(/^[A-Za-z]*Error: /, '');
+    if (code === undefined) return { message };
+    return exitCode === undefined ? { message, code } : { message, code, exitCode: Number(exitCode) };
+  }
+  // Dropped: Node's version footer, JavaScript and native stack frames, the source excerpt.
+  const tail = lines.filter((l) => !/^Node\.js v\d/.test(l) && !/^at /.test(l) && !/^\d+: /.test(l) && !/^-----/.test(l) && !/^[{}^]/.test(l));
+  if (tail.length > 0) return { message: tail.slice(-3).join(' | ') };
+  return { message: lines.length > 0 ? '(only a stack trace on stderr)' : '(no output on stderr)' };
 }
 
 export function runJsonChild<T>(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<ChildOutcome<T>> {
@@ -15,17 +64,50 @@ export function runJsonChild<T>(args: string[], timeoutMs: number, env: NodeJS.P
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      p.kill('SIGKILL');
+    }, timeoutMs);
     p.on('exit', (code, signal) => {
       clearTimeout(timer);
       const seconds = (performance.now() - t0) / 1000;
       const last = out.trim().split('\n').pop() ?? '';
       try {
-        resolve({ result: JSON.parse(last) as T, seconds });
+        resolve({ result: JSON.parse(last) as T, exitCode: code, seconds });
       } catch {
-        const why = signal === 'SIGKILL' ? `timed out after ${(timeoutMs / 1000).toFixed(0)} s` : `exited ${code ?? signal}`;
-        resolve({ error: `${why}: ${err.trim().split('\n').slice(-3).join(' | ')}`, seconds });
+        const reason = reasonFromStderr(err);
+        const why = timedOut ? `timed out after ${(timeoutMs / 1000).toFixed(0)} s` : `exited ${code ?? signal}`;
+        const coded = reason.code === undefined ? reason.message : `${reason.message} [${reason.code}]`;
+        const outcome: ChildOutcome<T> = { error: `${why}: ${coded}`, exitCode: code, timedOut, seconds };
+        if (reason.exitCode !== undefined) outcome.errorExitCode = reason.exitCode;
+        resolve(outcome);
       }
     });
   });
+}
+
+/**
+ * The error a failed child measurement stands for, or undefined when it
+ * succeeded. The child's own DistganError code and exit code are kept (so
+ * `--backend webgpu` without a driver still exits 2 with
+ * DISTGAN_E_BACKEND_UNAVAILABLE); a timeout is a DeadlineError; anything
+ * else that gave no coded error is DISTGAN_E_INTERNAL (exit 1).
+ */
+export function childFailure(what: string, outcome: ChildOutcome<ChildFailure>): DistganError | undefined {
+  const res = outcome.result;
+  if (res !== undefined && res.error === undefined) return undefined;
+  if (res !== undefined) {
+    const code = res.code ?? 'DISTGAN_E_INTERNAL';
+    const message = res.error!.replace(` [${code}]`, '');
+    return new DistganError(code, `${what}: ${message}`, { exitCode: res.exitCode ?? 1 });
+  }
+  const error = outcome.error ?? 'no result';
+  if (outcome.timedOut === true) return new DeadlineError(`${what}: ${error}`);
+  const code = /\[(DISTGAN_E_[A-Z_]+)\]$/.exec(error)?.[1];
+  if (code !== undefined) {
+    const exitCode = outcome.errorExitCode ?? (outcome.exitCode !== undefined && outcome.exitCode !== null && outcome.exitCode > 0 ? outcome.exitCode : 1);
+    return new DistganError(code, `${what}: ${error.replace(` [${code}]`, '')}`, { exitCode });
+  }
+  return new DistganError('DISTGAN_E_INTERNAL', `${what}: ${error}`);
 }

@@ -5,6 +5,10 @@
  *
  *   node dist/bench/compute-child.js <variant> <batch> <warmupSteps> <timedSteps> [width] [backend]
  *
+ * A failure (the backend cannot start, a step throws) is still one JSON line,
+ * with `error`, the DistganError `code` and its `exitCode`, which the process
+ * also exits with.
+ *
  * variants: ours (initBackend's choice: wasm + distgan kernels here),
  *           wasm-stock (no distgan kernels), wasm-filter-only (distgan's
  *           Conv2DBackpropFilter, which stock wasm lacks, and every other
@@ -19,7 +23,7 @@ import { EpochSampler, positionRange } from '../src/shared/data/sampler.js';
 import { TfGanTrainer } from '../src/shared/gan/trainer.js';
 import { resolveGanOptions } from '../src/shared/gan/options.js';
 import { resolveModelSpec } from '../src/shared/models/spec.js';
-import { describeError } from '../src/shared/errors.js';
+import { DistganError, describeError } from '../src/shared/errors.js';
 
 export interface ComputeChildResult {
   variant: string;
@@ -34,7 +38,26 @@ export interface ComputeChildResult {
    * minutes; the reference says which state a figure was measured in.
    */
   referenceConv2dGmacPerSecond?: { before: number; after: number };
+  /** Why the measurement failed (describeError: message [CODE]: caused by …). */
   error?: string;
+  /** The failure's DistganError code (DISTGAN_E_…), when it had one. */
+  code?: string;
+  /** The exit code the failure maps to (2: bad input such as a backend this machine lacks; 1: runtime). */
+  exitCode?: number;
+}
+
+/** The result line for a measurement that failed with `e`. */
+export function failedResult(variant: string, backend: string, batch: number, e: unknown): ComputeChildResult {
+  return {
+    variant,
+    backend,
+    batchSize: batch,
+    steps: 0,
+    imagesPerSecond: 0,
+    secondsPerStep: NaN,
+    error: describeError(e),
+    ...(e instanceof DistganError ? { code: e.code, exitCode: e.exitCode } : { exitCode: 1 }),
+  };
 }
 
 /**
@@ -95,7 +118,7 @@ export async function plainLoop(variant: string, batch: number, warmup: number, 
       ...(reference ? { referenceConv2dGmacPerSecond: { before, after: referenceConv2d() } } : {}),
     };
   } catch (e) {
-    return { variant, backend: choice.name, batchSize: batch, steps: 0, imagesPerSecond: 0, secondsPerStep: NaN, error: describeError(e) };
+    return failedResult(variant, choice.name, batch, e);
   } finally {
     trainer.dispose();
   }
@@ -104,7 +127,13 @@ export async function plainLoop(variant: string, batch: number, warmup: number, 
 const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/.*\/dist\//, '/dist/'));
 if (isMain) {
   const [variant = 'ours', batch = '64', warmup = '2', steps = '10', width = '1', backend = 'wasm'] = process.argv.slice(2);
-  const r = await plainLoop(variant, Number(batch), Number(warmup), Number(steps), Number(width), backend);
+  let r: ComputeChildResult;
+  try {
+    r = await plainLoop(variant, Number(batch), Number(warmup), Number(steps), Number(width), backend);
+  } catch (e) {
+    // Before the timed loop: the backend, the dataset or the model could not be set up.
+    r = failedResult(variant, '?', Number(batch), e);
+  }
   process.stdout.write(JSON.stringify(r) + '\n');
-  process.exit(0);
+  process.exit(r.error === undefined ? 0 : (r.exitCode ?? 1));
 }

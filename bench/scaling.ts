@@ -6,13 +6,18 @@
  *  - distgan with 2 workers, each at that per-worker batch (global 2×);
  *  - the per-step gradient exchange time distgan measured (2 workers);
  *  - the raw ZeroMQ transfer of the same bytes between processes.
- * Every figure is steady-state (warm-up steps excluded).
+ * Every figure is steady-state (warm-up steps excluded). A failed run fails
+ * the bench with the child's own error code and exit code. With `--backend
+ * webgpu` the children get the project's software Vulkan when the machine
+ * has no Vulkan of its own (vulkan-env.ts webgpuChildEnv).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI_BIN, PACKAGE_ROOT } from '../src/shared/version.js';
-import { runJsonChild } from './child.js';
+import { DistganError } from '../src/shared/errors.js';
+import { webgpuChildEnv } from '../src/shared/compute/vulkan-env.js';
+import { childFailure, reasonFromStderr, runJsonChild } from './child.js';
 import type { ComputeChildResult } from './compute-child.js';
 import { measureRawTransfer } from './raw-transfer.js';
 import { spawn } from 'node:child_process';
@@ -23,13 +28,13 @@ interface Summary {
   steps: number;
 }
 
-async function launchRun(workers: number, batch: number, steps: number, backend: string, log: (l: string) => void): Promise<Summary> {
+async function launchRun(workers: number, batch: number, steps: number, backend: string, env: NodeJS.ProcessEnv, log: (l: string) => void): Promise<Summary> {
   const out = await mkdtemp(join(tmpdir(), 'distgan-bench-'));
   try {
     const args = [CLI_BIN, 'launch', '--workers', String(workers), '--batch-size', String(batch), '--steps', String(steps), '--backend', backend, '--metrics-port', '0', '--sample-every', '0', '--checkpoint-every', '0', '--checksum-every', '1000000', '--log-format', 'plain', '--log-every', '1000', '--out', out];
+    let err = '';
     const code = await new Promise<number>((resolve) => {
-      const p = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
+      const p = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
       p.stderr.on('data', (d: Buffer) => (err += d.toString()));
       const timer = setTimeout(() => p.kill('SIGTERM'), 1_200_000);
       p.on('exit', (c) => {
@@ -38,7 +43,11 @@ async function launchRun(workers: number, batch: number, steps: number, backend:
         resolve(c ?? 1);
       });
     });
-    if (code !== 0) throw new Error(`distgan launch --workers ${workers} exited ${code}`);
+    if (code !== 0) {
+      const reason = reasonFromStderr(err);
+      const what = `bench --suite scaling: distgan launch --workers ${workers} exited ${code}: ${reason.message}`;
+      throw new DistganError(reason.code ?? 'DISTGAN_E_INTERNAL', what, { exitCode: reason.code === undefined ? 1 : code });
+    }
     return JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as Summary;
   } finally {
     await rm(out, { recursive: true, force: true });
@@ -47,16 +56,21 @@ async function launchRun(workers: number, batch: number, steps: number, backend:
 
 export async function runScalingBench(o: { backend: string; perWorkerBatch: number; steps: number; log: (l: string) => void }): Promise<Record<string, unknown>> {
   const B = o.perWorkerBatch;
+  const vk = o.backend === 'webgpu' ? webgpuChildEnv() : { env: process.env };
+  if (vk.note !== undefined) o.log(`scaling: ${vk.note}`);
   o.log(`scaling: plain single-process loop at batch ${B}`);
-  const plainRun = await runJsonChild<ComputeChildResult>([join(PACKAGE_ROOT, 'dist', 'bench', 'compute-child.js'), 'ours', String(B), '2', String(o.steps), '1', o.backend], 1_200_000);
-  if (!plainRun.result || plainRun.result.error) throw new Error(`plain loop failed: ${plainRun.result?.error ?? plainRun.error}`);
-  const plain = plainRun.result.imagesPerSecond;
+  const plainRun = await runJsonChild<ComputeChildResult>([join(PACKAGE_ROOT, 'dist', 'bench', 'compute-child.js'), 'ours', String(B), '2', String(o.steps), '1', o.backend], 1_200_000, vk.env);
+  const failure = childFailure(`bench --suite scaling --backend ${o.backend}: plain loop`, plainRun);
+  if (failure !== undefined) throw failure;
+  // childFailure is undefined only for a result without an error.
+  const plainResult = plainRun.result!;
+  const plain = plainResult.imagesPerSecond;
   o.log(`  plain: ${plain.toFixed(1)} img/s`);
   o.log(`scaling: distgan launch --workers 1 --batch-size ${B}`);
-  const one = await launchRun(1, B, o.steps + 2, o.backend, o.log);
+  const one = await launchRun(1, B, o.steps + 2, o.backend, vk.env, o.log);
   o.log(`  1 worker: ${one.imagesPerSecond.toFixed(1)} img/s`);
   o.log(`scaling: distgan launch --workers 2 --batch-size ${2 * B}`);
-  const two = await launchRun(2, 2 * B, o.steps + 2, o.backend, o.log);
+  const two = await launchRun(2, 2 * B, o.steps + 2, o.backend, vk.env, o.log);
   o.log(`  2 workers: ${two.imagesPerSecond.toFixed(1)} img/s, exchange ${(two.exchangeSecondsPerStep ?? NaN).toFixed(4)} s/step`);
   // DCGAN-MNIST gradient sizes: G 846,273 floats, D 212,865 (plus G's BN statistics as aux).
   const gBytes = (846_273 + 12_672) * 4;
@@ -67,7 +81,7 @@ export async function runScalingBench(o: { backend: string; perWorkerBatch: numb
   const exchange = two.exchangeSecondsPerStep ?? NaN;
   return {
     suite: 'scaling',
-    backend: plainRun.result.backend,
+    backend: plainResult.backend,
     perWorkerBatch: B,
     steps: o.steps,
     plainImagesPerSecond: plain,

@@ -1,12 +1,23 @@
 /**
  * `distgan bench --suite compute` as a user runs it (a real process tree):
  * the last stdout line is one JSON object with the documented fields, and a
- * bad suite name exits 2 naming it. Tiny batch and one step: this checks the
+ * bad suite name exits 2 naming it. `--backend webgpu` finds the project's
+ * software Vulkan (.cache/vulkan) by itself, and where no Vulkan can be found
+ * the bench fails (exit 2, no JSON) with the child's coded reason and the
+ * command that sets Vulkan up. Tiny batch and one step: this checks the
  * plumbing, never a speed (speeds are measured by the bench, not asserted).
  */
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../helpers/cli.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { softwareVulkanEnv, systemVulkanFound } from '../../src/shared/compute/vulkan-env.js';
+
+/** `text` as a literal inside a RegExp. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 describe('distgan bench', () => {
   it('--suite compute ends stdout with one JSON line: suite, backend, batchSize, imagesPerSecond, machine reference', async () => {
@@ -21,6 +32,48 @@ describe('distgan bench', () => {
     const ref = result['referenceConv2dGmacPerSecond'] as { before: number; after: number };
     assert.ok(ref.before > 0 && ref.after > 0, JSON.stringify(ref));
     assert.ok(typeof result['sideBySide'] === 'object');
+  });
+
+  it('--backend webgpu with no Vulkan to be found exits 2, giving the reason and the set-up command, and no figures', async () => {
+    // The caller names a driver that does not exist (so no system Vulkan can
+    // answer either), and the project's software Vulkan folder is an empty one
+    // (DISTGAN_VULKAN_DIR, the folder scripts/setup-vulkan.sh writes to).
+    const vulkanDir = await tempDir('distgan-no-vulkan-');
+    try {
+      const env = { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json', DISTGAN_VULKAN_DIR: vulkanDir };
+      const r = await runCli(['bench', '--suite', 'compute', '--backend', 'webgpu', '--batch-size', '1', '--steps', '1'], { timeoutMs: 60_000, env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /distgan: error: bench --suite compute \(webgpu\): --backend webgpu: no usable WebGPU adapter: .*\[DISTGAN_E_BACKEND_UNAVAILABLE\]/);
+      const envFile = literal(join(vulkanDir, 'env.sh'));
+      assert.match(r.stderr, new RegExp(`not set up \\(${envFile} does not exist\\): run \`bash \\S*/scripts/setup-vulkan\\.sh\`, then \`\\. ${envFile}\``));
+      // The reason, not the tail of a stack trace.
+      assert.doesNotMatch(r.stderr, /Node\.js v\d|^\s+at /m);
+      // A failed main measurement gives no figures: no JSON on stdout.
+      assert.equal(r.stdout.trim(), '');
+    } finally {
+      await rm(vulkanDir, { recursive: true, force: true });
+    }
+  });
+
+  it('--backend webgpu finds the software Vulkan that scripts/setup-vulkan.sh made, without env.sh sourced', async (t) => {
+    const vk = softwareVulkanEnv({ setup: true });
+    if (!vk.ok) return t.skip(`software Vulkan could not be set up: ${vk.reason}`);
+    if (systemVulkanFound()) return t.skip('this machine has a Vulkan driver of its own, which the bench uses instead');
+    // As in a shell that never sourced env.sh (undefined drops a variable).
+    const softwareLibDir = vk.env.LD_LIBRARY_PATH.split(':')[0];
+    const libPath = (process.env['LD_LIBRARY_PATH'] ?? '').split(':').filter((d) => d !== '' && d !== softwareLibDir);
+    const env = {
+      VK_ICD_FILENAMES: undefined,
+      VK_DRIVER_FILES: undefined,
+      VK_ADD_DRIVER_FILES: undefined,
+      LD_LIBRARY_PATH: libPath.length > 0 ? libPath.join(':') : undefined,
+    };
+    const r = await runCli(['bench', '--suite', 'compute', '--backend', 'webgpu', '--batch-size', '1', '--steps', '1', '--no-side-by-side'], { timeoutMs: 120_000, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`using the software Vulkan \\(Mesa lavapipe, CPU\\) from ${literal(vk.envFile)}`));
+    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    assert.equal(result['backend'], 'webgpu');
+    assert.ok(typeof result['imagesPerSecond'] === 'number' && result['imagesPerSecond'] > 0);
   });
 
   it('a bad --suite exits 2 and names it', async () => {

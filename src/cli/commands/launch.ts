@@ -15,6 +15,7 @@ import { defaultWorkerCount, int, parseGpuList, visibleDeviceFor } from '../../s
 import { addRunOptions, resolveRun } from '../run-options.js';
 import { hostRun } from '../coordinator-host.js';
 import { logLine } from '../output.js';
+import { webgpuChildEnv } from '../../shared/compute/vulkan-env.js';
 
 /** GPUs visible through nvidia-smi, or none. Bounded: a wedged driver must not hang the launcher. */
 export function detectGpus(): number[] {
@@ -94,9 +95,13 @@ export function register(program: Command): void {
     const host = await hostRun({ config, ...(resumeFrom ? { resumeFrom } : {}), worldSize: workers, bind: 'tcp://127.0.0.1:0', bindFlag: 'launch (which listens on)', log: logLine });
     const children: Child[] = [];
     let finished = false;
+    const vk = config.backend === 'webgpu' ? webgpuChildEnv() : { env: process.env };
+    if ('note' in vk && vk.note) logLine(vk.note);
+    const childEnv = vk.env;
     for (let rank = 0; rank < workers; rank++) {
       const args = [CLI_BIN, 'worker', '--connect', host.endpoint, '--rank', String(rank), '--backend', config.backend, '--join-timeout', String(config.joinTimeout)];
-      const env: NodeJS.ProcessEnv = { ...process.env, DISTGAN_LAUNCHED: '1' };
+      // --backend webgpu finds the project's software Vulkan (.cache/vulkan) when the machine has none.
+      const env: NodeJS.ProcessEnv = { ...childEnv, DISTGAN_LAUNCHED: '1' };
       if (gpus) {
         // The worker sees exactly its GPU, as index 0 of its CUDA_VISIBLE_DEVICES
         // (webgpu maps indices through that list the same way CUDA does).

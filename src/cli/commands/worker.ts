@@ -17,6 +17,7 @@ import { resolveWorkerPlacement } from '../../shared/scheduler-env.js';
 import { applyClientCurve, readPublicKeyFile, readSecretKeyFile } from '../../shared/curve.js';
 import { Worker } from '../../worker/worker.js';
 import { logLine } from '../output.js';
+import { webgpuChildEnv } from '../../shared/compute/vulkan-env.js';
 
 interface WorkerFlags {
   connect: string;
@@ -40,7 +41,8 @@ async function fanOut(flags: WorkerFlags, gpus: number[], baseRank: number | und
           if (flags.dataset) args.push('--dataset', flags.dataset);
           if (flags.curveSecretKey) args.push('--curve-secret-key', flags.curveSecretKey);
           if (flags.coordinatorPublicKey) args.push('--coordinator-public-key', flags.coordinatorPublicKey);
-          const env = { ...process.env, CUDA_VISIBLE_DEVICES: visibleDeviceFor(gpu, process.env.CUDA_VISIBLE_DEVICES), DISTGAN_LAUNCHED: '1' };
+          const base = flags.backend === 'webgpu' ? webgpuChildEnv().env : process.env;
+          const env = { ...base, CUDA_VISIBLE_DEVICES: visibleDeviceFor(gpu, process.env.CUDA_VISIBLE_DEVICES), DISTGAN_LAUNCHED: '1' };
           const p = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
           p.on('exit', (code, signal) => resolve(signal ? 1 : (code ?? 1)));
           p.on('error', () => resolve(1));

@@ -15,7 +15,9 @@
  * The choice and the reasons for skipping the ones before it are logged once.
  *
  * An explicit request either gets that backend or a BackendUnavailableError
- * (exit code 2) saying what to install. `cpu` is kept as the numerical
+ * (exit code 2) saying what to install; for webgpu, also the exact commands
+ * that set up and select the project's software Vulkan (vulkan-env.ts) when
+ * this process runs without it. `cpu` is kept as the numerical
  * reference. Nothing GPU-related is imported unless a GPU backend is tried:
  * the native packages and ./webgpu.js are loaded with dynamic import().
  */
@@ -25,6 +27,7 @@ import { dirname, join, sep } from 'node:path';
 import { BackendUnavailableError, ConfigError } from '../errors.js';
 import { registerWasmKernels } from './kernels/register.js';
 import { tf } from './tf.js';
+import { vulkanSetupHint } from './vulkan-env.js';
 
 /** What the user may ask for (`--backend`). */
 export type BackendRequest = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -126,7 +129,9 @@ export async function initBackend(
       // Asked for explicitly, a software adapter is acceptable (it works, slowly).
       const a = await tryWebgpu(false, gpuIndex);
       if (a.ok) return chosen({ ...a, choice: { ...a.choice, reason: `requested (--backend webgpu)${a.choice.reason}` } });
-      throw new BackendUnavailableError(`--backend webgpu: no usable WebGPU adapter: ${a.reason}`);
+      // The precise step for the project's software Vulkan, when that is what is missing here.
+      const setup = vulkanSetupHint();
+      throw new BackendUnavailableError(`--backend webgpu: no usable WebGPU adapter: ${a.reason}${setup === '' ? '' : `. ${setup}`}`);
     }
     case 'wasm': {
       const a = await tryWasm();
