@@ -1,7 +1,9 @@
 /**
- * The packed-dataset reader: exact values, reading only the requested rows,
- * the bounded row cache, deterministic flips, prefetch, and index validation
- * (each problem a DatasetError that names it).
+ * The packed-dataset reader: exact values, reading only the requested rows
+ * (and, once per chunk, the chunk that holds them, to check its CRC-32), the
+ * bounded row cache, deterministic flips, prefetch, damage inside a shard
+ * caught by the read that touches it, older datasets without chunk checksums,
+ * and index validation (each problem a DatasetError that names it).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatasetError } from '../../src/shared/errors.js';
 import { PackedWriter } from '../../src/shared/data/prepare/writer.js';
+import { CHUNK_TARGET_BYTES, crc32, crc32Js } from '../../src/shared/data/prepare/chunks.js';
 import { openPackedDataset } from '../../src/shared/data/packed.js';
 
 const SHAPE: [number, number, number] = [4, 5, 3];
@@ -24,18 +27,23 @@ function sample(i: number): Uint8Array {
   return Uint8Array.from({ length: RB }, (_, k) => byteOf(i, k));
 }
 
-async function makeDataset(dir: string, n: number, shardSize: number): Promise<void> {
+async function makeDataset(dir: string, n: number, shardSize: number, chunkSamples?: number): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const w = await PackedWriter.create(dir, { shape: SHAPE, shardSize });
+  const w = await PackedWriter.create(dir, chunkSamples === undefined ? { shape: SHAPE, shardSize } : { shape: SHAPE, shardSize, chunkSamples });
   for (let i = 0; i < n; i++) await w.append(sample(i));
   await w.finish({ source: { kind: 'generated', input: 'test' } });
 }
 
-async function withDataset(n: number, shardSize: number, fn: (dir: string, root: string) => Promise<void>): Promise<void> {
+async function withDataset(
+  n: number,
+  shardSize: number,
+  fn: (dir: string, root: string) => Promise<void>,
+  chunkSamples?: number,
+): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'distgan-packed-'));
   try {
     const dir = join(root, 'ds');
-    await makeDataset(dir, n, shardSize);
+    await makeDataset(dir, n, shardSize, chunkSamples);
     await fn(dir, root);
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -84,29 +92,121 @@ test('read returns the requested rows as floats in [-1, 1], across shards, unsor
   });
 });
 
-test('only the requested rows are read from disk', async () => {
-  // 20,000 rows × 60 B = 1.2 MB on disk; three rows are 180 B.
+test('only the requested rows are read from disk, plus each chunk once for its check', async () => {
+  // 20,000 rows × 60 B = 1.2 MB on disk in shards of 5,000; chunks of 1,092 rows (64 KiB).
   await withDataset(20_000, 5000, async (dir) => {
     const ds = await openPackedDataset(dir, { cacheBytes: 0 });
     try {
-      await ds.read([1]); // opens the first shard's handle
-      const before = await rchar();
+      const k = Math.floor(CHUNK_TARGET_BYTES / RB);
+      assert.equal(ds.index.chunkSamples, k);
+      assert.equal(ds.checksChunks, true);
+      await ds.read([1]); // opens the first shard's handle; reads and checks chunk 0 (rows 0..1091)
+      assert.deepEqual(ds.stats(), { ...ds.stats(), rowsRead: 1, bytesRead: k * RB, checkBytesRead: (k - 1) * RB, chunksChecked: 1, readCalls: 1 });
+      // Row 4 is in the checked chunk 0: only its bytes. Rows 4000 and 4999 are
+      // in the unchecked chunks 3 (3276..4367) and 4 (4368..4999, the shard's
+      // short last chunk): each is read whole, once.
+      let before = await rchar();
       await ds.read([4, 4000, 4999]);
-      const after = await rchar();
+      const chunkBytes = (1 + k + (5000 - 4 * k)) * RB;
       // Reading /proc/self/io itself adds well under 1 KB.
-      assert.ok(after - before < 3 * RB + 4096, `read ${after - before} bytes for 3 rows of ${RB}`);
-      const s = ds.stats();
-      assert.equal(s.rowsRead, 4);
-      assert.equal(s.bytesRead, 4 * RB);
+      let delta = (await rchar()) - before;
+      assert.ok(delta >= chunkBytes && delta < chunkBytes + 4096, `read ${delta} bytes, expected ${chunkBytes}`);
+      assert.equal(ds.stats().chunksChecked, 3);
+      assert.equal(ds.stats().rowsRead, 4);
       // 4000 and 4999 are not consecutive: separate reads; 4 on its own.
-      assert.equal(s.readCalls, 4);
+      assert.equal(ds.stats().readCalls, 4);
+      // Their chunks are checked now: the same rows again cost exactly their bytes.
+      const bytesBefore = ds.stats().bytesRead;
+      before = await rchar();
+      await ds.read([4, 4000, 4999]);
+      delta = (await rchar()) - before;
+      assert.ok(delta < 3 * RB + 4096, `read ${delta} bytes for 3 rows of ${RB}`);
+      assert.equal(ds.stats().bytesRead - bytesBefore, 3 * RB);
+      assert.equal(ds.stats().chunksChecked, 3);
       // Consecutive rows inside one shard coalesce into a single read.
       await ds.read([10, 11, 12, 13]);
-      assert.equal(ds.stats().readCalls, 5);
+      assert.equal(ds.stats().readCalls, 8);
     } finally {
       await ds.close();
     }
   });
+});
+
+test('bytes zeroed inside a shard after prepare (same size) fail the read that touches them, naming shard and chunk', async () => {
+  // 100 samples, shards of 40, chunks of 8 samples: shard-00001.bin holds
+  // samples 40..79; its chunk 2 is samples 56..63. Samples 58..60 are zeroed.
+  await withDataset(
+    100,
+    40,
+    async (dir) => {
+      const fh = await open(join(dir, 'shard-00001.bin'), 'r+');
+      await fh.write(Buffer.alloc(3 * RB), 0, 3 * RB, (58 - 40) * RB);
+      await fh.close();
+      // Sizes are right, so the open (which reads no data) succeeds.
+      const ds = await openPackedDataset(dir, { cacheBytes: 0 });
+      try {
+        const corrupt = (e: unknown): boolean => {
+          assert.ok(e instanceof DatasetError, `expected DatasetError, got ${String(e)}`);
+          assert.equal(e.code, 'DISTGAN_E_DATASET');
+          assert.match(e.message, /shard shard-00001\.bin is corrupt in chunk 2 \(samples 56\.\.63, bytes 960\.\.1439 of the file\): CRC-32 [0-9a-f]{8}, index\.json says [0-9a-f]{8}/);
+          return true;
+        };
+        // Sample 57 itself is intact, but it is checked with its chunk.
+        await assert.rejects(ds.read([57]), corrupt);
+        // A failed chunk is not remembered as checked: it fails every time.
+        await assert.rejects(ds.read([59]), corrupt);
+        ds.prefetch([60], { step: 1 });
+        await assert.rejects(ds.read([60], { step: 1 }), corrupt);
+        // The neighbouring chunks of the same shard, and the other shards, read fine.
+        const fine = [55, 48, 64, 71, 0, 39, 80, 99];
+        assert.deepEqual(await ds.read(fine), expectedFloats(fine));
+        assert.equal(ds.stats().chunksChecked, 6);
+      } finally {
+        await ds.close();
+      }
+    },
+    8,
+  );
+});
+
+test('a dataset prepared before chunk checksums keeps its fingerprint and reads, size-checked only, and says so', async () => {
+  await withDataset(30, 10, async (dir, root) => {
+    const current = await openPackedDataset(dir);
+    const fingerprint = current.fingerprint;
+    await current.close();
+    const old = join(root, 'old');
+    await cp(dir, old, { recursive: true });
+    // index.json as prepare wrote it before chunk checksums existed.
+    const o = JSON.parse(await readFile(join(old, 'index.json'), 'utf8')) as Record<string, unknown>;
+    delete o['chunkSamples'];
+    for (const shard of o['shards'] as Array<Record<string, unknown>>) delete shard['chunkCrc32'];
+    await writeFile(join(old, 'index.json'), JSON.stringify(o));
+    const lines: string[] = [];
+    const ds = await openPackedDataset(old, { log: (l) => lines.push(l) });
+    try {
+      assert.equal(ds.fingerprint, fingerprint);
+      assert.equal(ds.checksChunks, false);
+      assert.equal(lines.length, 1);
+      assert.match(lines[0]!, /has no chunk checksums .*only file sizes are checked.*re-run `distgan prepare`/);
+      const idx = [0, 9, 10, 29];
+      assert.deepEqual(await ds.read(idx), expectedFloats(idx));
+      assert.equal(ds.stats().chunksChecked, 0);
+    } finally {
+      await ds.close();
+    }
+  });
+});
+
+test('crc32 is the IEEE CRC-32 of zlib, in both implementations, and continues across pieces', () => {
+  const check = Buffer.from('123456789');
+  // The catalogued check value of CRC-32/ISO-HDLC (zlib, gzip, PNG).
+  assert.equal(crc32(check), 0xcbf43926);
+  assert.equal(crc32Js(check), 0xcbf43926);
+  const data = Uint8Array.from({ length: 1000 }, (_, k) => byteOf(k, k));
+  assert.equal(crc32Js(data), crc32(data));
+  assert.equal(crc32(data.subarray(300), crc32(data.subarray(0, 300))), crc32(data));
+  assert.equal(crc32Js(data.subarray(300), crc32Js(data.subarray(0, 300))), crc32(data));
+  assert.equal(crc32(new Uint8Array(0)), 0);
 });
 
 test('the row cache serves repeats and stays within cacheBytes', async () => {
@@ -246,6 +346,18 @@ test('index.json problems are DatasetErrors that name them', async () => {
     const escape = await copy('escape');
     await editIndex(escape, (o) => ((o.shards as Array<{ file: string }>)[0]!.file = '../ds/shard-00000.bin'));
     await expectErr(escape, /must be a file name inside the dataset/);
+
+    const crcs = await copy('crcs');
+    await editIndex(crcs, (o) => ((o.shards as Array<{ chunkCrc32: string }>)[1]!.chunkCrc32 = 'AAAA'));
+    await expectErr(crcs, /shards\[1\]\.chunkCrc32 \(shard-00001\.bin\) must be base64 of 1 CRC-32s \(10 samples in chunks of 1092\)/);
+
+    const stray = await copy('stray');
+    await editIndex(stray, (o) => delete o.chunkSamples);
+    await expectErr(stray, /shards\[0\] \(shard-00000\.bin\) has chunkCrc32 but the index has no chunkSamples/);
+
+    const zeroChunk = await copy('zero-chunk');
+    await editIndex(zeroChunk, (o) => (o.chunkSamples = 0));
+    await expectErr(zeroChunk, /chunkSamples must be a positive integer, got 0/);
 
     const edited = await copy('edited');
     await editIndex(edited, (o) => (o.contentSha256 = 'f'.repeat(64)));

@@ -15,6 +15,14 @@
  * Memory is bounded by: the row cache (cacheBytes) + the batch being returned
  * + at most one prefetched batch. Each batch costs n × sampleBytes × 5 bytes
  * (the uint8 rows plus the float32 copy).
+ *
+ * Contents are checked chunk by chunk (prepare/chunks.ts): the first read
+ * that touches a chunk reads all of it (≤ 64 KiB by default, or one sample)
+ * and compares its CRC-32 with index.json; a mismatch is a DatasetError
+ * naming the shard file and chunk. Checked chunks are remembered for the
+ * reader's lifetime, so later reads fetch only their rows. Datasets prepared
+ * before chunk checksums existed have only their file sizes checked (a line
+ * on stderr says so at open).
  */
 import { createReadStream } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
@@ -24,6 +32,7 @@ import type { Dataset } from './api.js';
 import { DatasetError } from '../errors.js';
 import { Rng, Stream } from '../rng.js';
 import { INDEX_FILE, validateIndex, type PackedIndex } from './prepare/format.js';
+import { chunkCount, crc32, decodeChunkCrcs } from './prepare/chunks.js';
 import { findPartials } from './prepare/output.js';
 
 /** Default row-cache size: 64 MiB (holds all of MNIST/Fashion-MNIST, ~5,400 64×64 RGB rows). */
@@ -46,6 +55,11 @@ export interface PackedOpenOptions {
    * one full sequential read of the dataset.
    */
   verify?: boolean;
+  /**
+   * Receives the one line said at open about a dataset without chunk
+   * checksums (default: written to stderr, once per directory and process).
+   */
+  log?: (line: string) => void;
 }
 
 export interface ReadOptions {
@@ -62,6 +76,10 @@ export interface PackedStats {
   bytesRead: number;
   /** Positional read calls issued. */
   readCalls: number;
+  /** Chunks whose CRC-32 was checked (each once; 0 for a dataset without chunk checksums). */
+  chunksChecked: number;
+  /** Bytes read only to complete a chunk for its check (part of bytesRead). */
+  checkBytesRead: number;
   /** read() calls answered by a matching prefetch. */
   prefetchHits: number;
   /** Bytes currently held by the row cache. */
@@ -72,6 +90,8 @@ export interface PackedDataset extends Dataset {
   /** Absolute dataset directory. */
   readonly dir: string;
   readonly index: PackedIndex;
+  /** Whether reads check chunk CRC-32s (false for a dataset prepared before they existed). */
+  readonly checksChunks: boolean;
   /** Samples as floats in [-1, 1] (v / 127.5 − 1), flipped if enabled. */
   read(indices: ArrayLike<number>, opts?: ReadOptions): Promise<Float32Array>;
   /** Samples as the stored uint8 HWC bytes, never flipped. */
@@ -187,6 +207,13 @@ class PackedReader implements PackedDataset {
   /** starts[i] = first sample of shard i; starts[shards] = count. */
   private readonly starts: number[];
   private readonly handles: FileHandle[];
+  readonly checksChunks: boolean;
+  /** Samples per chunk (0 without checksums); chunk CRCs per shard; global id of each shard's first chunk. */
+  private readonly chunkSamples: number;
+  private readonly chunkCrcs: Uint32Array[] = [];
+  private readonly chunkBase: number[] = [];
+  /** 1 for each chunk whose CRC matched, by global chunk id. */
+  private readonly checked: Uint8Array;
   private readonly cache = new Map<number, Uint8Array>();
   private readonly cacheCap: number;
   private readonly flip: boolean;
@@ -198,6 +225,8 @@ class PackedReader implements PackedDataset {
     rowsRead: 0,
     bytesRead: 0,
     readCalls: 0,
+    chunksChecked: 0,
+    checkBytesRead: 0,
     prefetchHits: 0,
   };
   private cacheUsed = 0;
@@ -211,6 +240,19 @@ class PackedReader implements PackedDataset {
     this.starts = [0];
     for (const s of index.shards) this.starts.push(this.starts[this.starts.length - 1]! + s.count);
     this.handles = handles;
+    this.chunkSamples = index.chunkSamples ?? 0;
+    this.checksChunks = this.chunkSamples > 0;
+    let chunks = 0;
+    if (this.checksChunks) {
+      for (const s of index.shards) {
+        const n = chunkCount(s.count, this.chunkSamples);
+        // validateIndex has checked the encoding and the length.
+        this.chunkCrcs.push(decodeChunkCrcs(s.chunkCrc32, n)!);
+        this.chunkBase.push(chunks);
+        chunks += n;
+      }
+    }
+    this.checked = new Uint8Array(chunks);
     this.cacheCap = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.flip = opts.flip === true;
     this.seed = opts.seed ?? 0;
@@ -272,7 +314,52 @@ class PackedReader implements PackedDataset {
       done += bytesRead;
     }
     this.counters.bytesRead += length;
+  }
+
+  /**
+   * Rows first..first+rows-1 of `shard` (global indices). When a chunk they
+   * touch is unchecked, the whole chunks are read and checked first (a
+   * concurrent read of the same unchecked chunk may check it twice).
+   */
+  private async readRows(shard: number, first: number, rows: number): Promise<Uint8Array> {
+    const rb = this.rowBytes;
     this.counters.rowsRead += rows;
+    const k = this.chunkSamples;
+    const local = first - this.starts[shard]!;
+    const c0 = this.checksChunks ? Math.floor(local / k) : 0;
+    const c1 = this.checksChunks ? Math.floor((local + rows - 1) / k) : -1;
+    const base = this.chunkBase[shard] ?? 0;
+    let unchecked = false;
+    for (let c = c0; c <= c1 && !unchecked; c++) unchecked = this.checked[base + c] === 0;
+    if (!unchecked) {
+      const buf = new Uint8Array(rows * rb);
+      await this.readRun(shard, first, rows, buf);
+      return buf;
+    }
+    const from = c0 * k;
+    const to = Math.min((c1 + 1) * k, this.index.shards[shard]!.count);
+    const buf = new Uint8Array((to - from) * rb);
+    await this.readRun(shard, this.starts[shard]! + from, to - from, buf);
+    this.counters.checkBytesRead += (to - from - rows) * rb;
+    for (let c = c0; c <= c1; c++) {
+      if (this.checked[base + c] === 1) continue;
+      const lo = c * k;
+      const hi = Math.min(lo + k, to);
+      const got = crc32(buf.subarray((lo - from) * rb, (hi - from) * rb));
+      const want = this.chunkCrcs[shard]![c]!;
+      if (got !== want) {
+        const s0 = this.starts[shard]! + lo;
+        const hex = (v: number): string => v.toString(16).padStart(8, '0');
+        throw new DatasetError(
+          `${this.dir}: shard ${this.index.shards[shard]!.file} is corrupt in chunk ${c} (samples ${s0}..${s0 + hi - lo - 1}, ` +
+            `bytes ${lo * rb}..${hi * rb - 1} of the file): CRC-32 ${hex(got)}, ${INDEX_FILE} says ${hex(want)}. ` +
+            'The file changed after prepare (bit rot, a damaged copy or an edit): copy the dataset again or re-run `distgan prepare`',
+        );
+      }
+      this.checked[base + c] = 1;
+      this.counters.chunksChecked++;
+    }
+    return buf.subarray((local - from) * rb, (local - from + rows) * rb);
   }
 
   async readBytes(indices: ArrayLike<number>): Promise<Uint8Array> {
@@ -310,8 +397,7 @@ class PackedReader implements PackedDataset {
     // All reads are submitted now (libuv queues them); copying out waits for each.
     await Promise.all(
       runs.map(async (run) => {
-        const buf = new Uint8Array(run.rows * rb);
-        await this.readRun(run.shard, run.first, run.rows, buf);
+        const buf = await this.readRows(run.shard, run.first, run.rows);
         for (let k = 0; k < run.rows; k++) {
           const row = buf.subarray(k * rb, (k + 1) * rb);
           for (const j of want.get(run.first + k)!) out.set(row, j * rb);
@@ -391,10 +477,23 @@ class PackedReader implements PackedDataset {
   }
 }
 
+/** Directories already reported as lacking chunk checksums (one line per process is enough). */
+const reportedUnchecked = new Set<string>();
+
+function sayUnchecked(dir: string, log: ((line: string) => void) | undefined): void {
+  const line =
+    `dataset ${dir}: ${INDEX_FILE} has no chunk checksums (prepared by an older distgan): only file sizes are checked, ` +
+    'so bytes damaged inside a shard are not detected while training; re-run `distgan prepare` to add them';
+  if (log !== undefined) return log(line);
+  if (reportedUnchecked.has(dir)) return;
+  reportedUnchecked.add(dir);
+  process.stderr.write(`distgan: ${line}\n`);
+}
+
 /**
  * Opens a prepared dataset directory. Validates index.json and the shard
  * sizes (DatasetError naming the problem); reads no sample data unless
- * `verify` is set.
+ * `verify` is set. Chunk checksums are checked later, by the reads.
  */
 export async function openPackedDataset(dir: string, opts: PackedOpenOptions = {}): Promise<PackedDataset> {
   if (opts.cacheBytes !== undefined && !(Number.isFinite(opts.cacheBytes) && opts.cacheBytes >= 0)) {
@@ -403,6 +502,7 @@ export async function openPackedDataset(dir: string, opts: PackedOpenOptions = {
   const abs = resolve(dir);
   const index = await loadIndex(abs);
   await checkFiles(abs, index, opts.verify === true);
+  if (index.chunkSamples === undefined) sayUnchecked(abs, opts.log);
   const handles: FileHandle[] = [];
   try {
     for (const s of index.shards) {

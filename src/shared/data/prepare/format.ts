@@ -11,10 +11,15 @@
  *   index.json         written last; its presence marks the dataset complete
  *
  * The fingerprint hashes the pixel stream, not the shard files, so it does not
- * depend on how the samples were split into shards.
+ * depend on how the samples were split into shards, nor on the chunk
+ * checksums (chunks.ts), which index.json gained later within version 1:
+ * `chunkSamples` and every shard's `chunkCrc32` are both present or both
+ * absent; a dataset without them (an older prepare) stays readable, with only
+ * its file sizes checked.
  */
 import { createHash } from 'node:crypto';
 import { DatasetError } from '../../errors.js';
+import { chunkCount, decodeChunkCrcs } from './chunks.js';
 
 export const PACKED_FORMAT = 'distgan-packed';
 /** The index.json version this build writes and reads. */
@@ -36,6 +41,12 @@ export interface ShardEntry {
   bytes: number;
   /** Hex SHA-256 of the file. */
   sha256: string;
+  /**
+   * CRC-32 of each chunk of PackedIndex.chunkSamples samples, in file order:
+   * base64 of little-endian uint32s (chunks.ts). Absent in datasets prepared
+   * before chunk checksums existed.
+   */
+  chunkCrc32?: string;
 }
 
 export interface LabelsEntry {
@@ -57,6 +68,11 @@ export interface PackedIndex {
   shards: ShardEntry[];
   /** Hex SHA-256 of every sample's bytes in dataset order (all shards concatenated). */
   contentSha256: string;
+  /**
+   * Samples per checksum chunk (chunks.ts; each shard's chunks start at its
+   * first sample). Absent, with every shard's chunkCrc32, in older datasets.
+   */
+  chunkSamples?: number;
   labels?: LabelsEntry;
   /** See packedFingerprint(). */
   fingerprint: string;
@@ -124,6 +140,9 @@ export function validateIndex(raw: unknown, where: string): PackedIndex {
   const sampleBytes = h! * w! * c!;
   if (o.sampleBytes !== sampleBytes) bad(`sampleBytes is ${JSON.stringify(o.sampleBytes)}, shape ${h}×${w}×${c} needs ${sampleBytes}`);
   if (!Array.isArray(o.shards) || o.shards.length === 0) bad('shards must be a non-empty array');
+  if (o.chunkSamples !== undefined && !isPosInt(o.chunkSamples)) {
+    bad(`chunkSamples must be a positive integer, got ${JSON.stringify(o.chunkSamples)}`);
+  }
   let total = 0;
   const seen = new Set<string>();
   (o.shards as unknown[]).forEach((s, i) => {
@@ -137,6 +156,14 @@ export function validateIndex(raw: unknown, where: string): PackedIndex {
       bad(`shards[${i}] (${e.file}) says ${JSON.stringify(e.bytes)} bytes for ${e.count} samples of ${sampleBytes} bytes`);
     }
     if (typeof e.sha256 !== 'string' || !HEX64.test(e.sha256)) bad(`shards[${i}].sha256 is not a hex SHA-256`);
+    if (o.chunkSamples === undefined) {
+      if (e.chunkCrc32 !== undefined) bad(`shards[${i}] (${e.file}) has chunkCrc32 but the index has no chunkSamples`);
+    } else {
+      const chunks = chunkCount(e.count as number, o.chunkSamples as number);
+      if (decodeChunkCrcs(e.chunkCrc32, chunks) === undefined) {
+        bad(`shards[${i}].chunkCrc32 (${e.file}) must be base64 of ${chunks} CRC-32s (${e.count} samples in chunks of ${o.chunkSamples})`);
+      }
+    }
     total += e.count as number;
   });
   if (total !== o.count) bad(`shard counts add up to ${total}, but count is ${o.count}`);

@@ -2,7 +2,8 @@
  * Writes samples into packed shards (format.ts) inside a directory that the
  * caller owns, normally a staging directory (output.ts). index.json is written
  * by finish() after every shard and the labels are flushed and fsynced, so a
- * directory that has an index.json has all of its data.
+ * directory that has an index.json has all of its data. Each shard's chunk
+ * CRC-32s (chunks.ts) are computed as its samples are appended.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
@@ -18,6 +19,7 @@ import {
   type PackedIndex,
   type ShardEntry,
 } from './format.js';
+import { chunkSamplesFor, crc32, encodeChunkCrcs } from './chunks.js';
 
 /** Target shard size when the caller gives none: 128 MiB, rounded down to whole samples. */
 export const DEFAULT_SHARD_BYTES = 128 * 1024 * 1024;
@@ -29,6 +31,12 @@ export interface PackedWriterOptions {
   shape: [number, number, number];
   /** Samples per shard (default: as many as fit in DEFAULT_SHARD_BYTES, at least 1). */
   shardSize?: number;
+  /**
+   * Samples per checksum chunk (default: chunks.ts chunkSamplesFor, as many
+   * as fit in 64 KiB, at least 1). Smaller chunks cost a reader less on the
+   * first read of each chunk and make index.json larger.
+   */
+  chunkSamples?: number;
 }
 
 export interface FinishOptions {
@@ -42,19 +50,25 @@ export interface FinishOptions {
 export class PackedWriter {
   readonly sampleBytes: number;
   readonly shardSize: number;
+  readonly chunkSamples: number;
   private readonly shards: ShardEntry[] = [];
   private readonly content: Hash = createHash('sha256');
   private shardHash: Hash | null = null;
   private fh: FileHandle | null = null;
   private shardCount = 0;
+  /** CRC-32s of the open shard's finished chunks, and of its current chunk so far. */
+  private chunkCrcs: number[] = [];
+  private chunkCrc = 0;
+  private chunkFill = 0;
   private total = 0;
   private buf: Buffer;
   private bufLen = 0;
   private finished = false;
 
-  private constructor(readonly dir: string, readonly shape: [number, number, number], shardSize: number) {
+  private constructor(readonly dir: string, readonly shape: [number, number, number], shardSize: number, chunkSamples: number) {
     this.sampleBytes = shape[0] * shape[1] * shape[2];
     this.shardSize = shardSize;
+    this.chunkSamples = chunkSamples;
     // Never smaller than one sample, never larger than a shard.
     const perBuf = Math.max(1, Math.min(shardSize, Math.floor(WRITE_BUFFER_BYTES / this.sampleBytes)));
     this.buf = Buffer.allocUnsafe(perBuf * this.sampleBytes);
@@ -70,7 +84,11 @@ export class PackedWriter {
     if (!Number.isInteger(shardSize) || shardSize < 1) {
       throw new DatasetError(`shard size must be a positive number of samples, got ${shardSize}`);
     }
-    return new PackedWriter(dir, [h, w, c], shardSize);
+    const chunkSamples = opts.chunkSamples ?? chunkSamplesFor(sampleBytes);
+    if (!Number.isInteger(chunkSamples) || chunkSamples < 1) {
+      throw new DatasetError(`chunk size must be a positive number of samples, got ${chunkSamples}`);
+    }
+    return new PackedWriter(dir, [h, w, c], shardSize, chunkSamples);
   }
 
   /** Samples appended so far. */
@@ -87,6 +105,8 @@ export class PackedWriter {
     if (this.fh === null) await this.openShard();
     this.buf.set(sample, this.bufLen);
     this.bufLen += sample.length;
+    this.chunkCrc = crc32(sample, this.chunkCrc);
+    if (++this.chunkFill === this.chunkSamples) this.endChunk();
     this.shardCount++;
     this.total++;
     if (this.bufLen === this.buf.length) await this.flush();
@@ -112,6 +132,7 @@ export class PackedWriter {
       sampleBytes: this.sampleBytes,
       shards: this.shards,
       contentSha256: this.content.digest('hex'),
+      chunkSamples: this.chunkSamples,
       fingerprint: '',
       createdAt: new Date().toISOString(),
     };
@@ -142,6 +163,13 @@ export class PackedWriter {
     this.fh = await open(join(this.dir, file), 'wx');
     this.shardHash = createHash('sha256');
     this.shardCount = 0;
+    this.chunkCrcs = [];
+  }
+
+  private endChunk(): void {
+    this.chunkCrcs.push(this.chunkCrc);
+    this.chunkCrc = 0;
+    this.chunkFill = 0;
   }
 
   private async flush(): Promise<void> {
@@ -165,11 +193,14 @@ export class PackedWriter {
     await this.fh.sync();
     await this.fh.close();
     this.fh = null;
+    // A shard's last chunk may be short; the next shard starts a new one.
+    if (this.chunkFill > 0) this.endChunk();
     this.shards.push({
       file: shardFileName(this.shards.length),
       count: this.shardCount,
       bytes: this.shardCount * this.sampleBytes,
       sha256: this.shardHash!.digest('hex'),
+      chunkCrc32: encodeChunkCrcs(this.chunkCrcs),
     });
     this.shardHash = null;
   }
