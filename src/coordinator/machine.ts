@@ -392,12 +392,14 @@ export function step(state: MachineState, event: Event, now: number): Transition
     case 'worker-error': {
       const rank = rankOf(state, event.identity);
       if (rank < 0) return { state, actions: [] };
+      // A worker's message usually carries its code already (describeError); name it once.
+      const tagged = event.message.includes(`[${event.code}]`) ? event.message : `${event.message} [${event.code}]`;
       if (state.phase === 'joining') {
         const members = state.members.slice();
         members[rank] = undefined;
-        return fail({ ...state, members }, new JoinRefusedError(`rank ${rank} (${state.members[rank]!.host}) could not build the run: ${event.message} [${event.code}]`), rank);
+        return fail({ ...state, members }, new JoinRefusedError(`rank ${rank} (${state.members[rank]!.host}) could not build the run: ${tagged}`), rank);
       }
-      return fail(state, new WorkerFailedError(rank, `rank ${rank} (${state.members[rank]!.host}) failed: ${event.message} [${event.code}]`), rank);
+      return fail(state, new WorkerFailedError(rank, `rank ${rank} (${state.members[rank]!.host}) failed: ${tagged}`), rank);
     }
     case 'unreachable':
       return onUnreachable(state, event.identity, event.reason);
