@@ -2,7 +2,8 @@
 // `npm test`: brings what the tests need, builds, and runs the three test tiers.
 //
 // 1. System packages the tests use for real: Prometheus (promtool), Chromium,
-//    Fashion-MNIST, iproute2 (network namespaces). As root, missing ones are
+//    Fashion-MNIST, iproute2 (network namespaces), Slurm and munge (a one-node
+//    cluster), PyTorch (side-by-side peer, safetensors interop). As root, missing ones are
 //    installed with apt-get; otherwise the exact command to run is printed and
 //    the run fails, rather than tests silently skipping.
 // 2. Software Vulkan (Mesa lavapipe from bookworm-backports) for the WebGPU tests.
@@ -23,6 +24,9 @@ const PACKAGES = [
   ['chromium', '/usr/bin/chromium'],
   ['dataset-fashion-mnist', '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'],
   ['iproute2', '/usr/sbin/ip'],
+  ['slurm-wlm', '/usr/sbin/slurmctld'],
+  ['munge', '/usr/sbin/munged'],
+  ['python3-torch', '/usr/lib/python3/dist-packages/torch/__init__.py'],
 ];
 
 function ensurePackages() {
@@ -40,8 +44,11 @@ function ensurePackages() {
   if (r.status !== 0) process.exit(r.status ?? 1);
   r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
   if (r.status !== 0) process.exit(r.status ?? 1);
-  // Debian starts prometheus as a service on :9090; tests start their own, so stop it.
-  spawnSync('sh', ['-c', 'command -v service >/dev/null && service prometheus stop >/dev/null 2>&1; pkill -x prometheus >/dev/null 2>&1; true']);
+  // Debian may start prometheus as a service on :9090. The tests start their own
+  // servers (Prometheus, munge, Slurm) on their own ports and sockets and stop
+  // them by pid; the service is stopped through its own script only, never by
+  // process name, so nobody else's Prometheus is touched.
+  spawnSync('sh', ['-c', 'command -v service >/dev/null || exit 0; service prometheus stop >/dev/null 2>&1; true']);
 }
 
 function setupVulkan() {
