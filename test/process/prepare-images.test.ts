@@ -136,3 +136,20 @@ test('prepare an image folder through the CLI, then train 2 workers on it', asyn
     await rm(tmp, { recursive: true, force: true });
   }
 });
+
+test('prepare refuses a resolution the DCGAN cannot train at, before reading or creating anything', async () => {
+  const dir = await tempDir();
+  try {
+    const input = join(dir, 'in');
+    await mkdir(input);
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(join(input, 'a.png'));
+    const out = join(dir, 'out');
+    const r = await runCli(['prepare', '--input', input, '--out', out, '--resolution', '48']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--resolution 48: distgan trains images with its DCGAN at 28, 32, 64, 128 px only.*\[DISTGAN_E_CONFIG\]/);
+    const { existsSync } = await import('node:fs');
+    assert.equal(existsSync(out), false, 'no dataset folder was created');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

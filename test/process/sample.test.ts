@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -16,10 +16,14 @@ test('sample writes a PNG grid of N generated images from a checkpoint; bad chec
     const run = join(dir, 'run');
     const r = await runCli(['launch', '--workers', '1', '--dataset', 'mnist', '--width', '0.125', '--batch-size', '8', '--steps', '2', '--backend', 'wasm', '--metrics-port', '0', '--out', run]);
     assert.equal(r.code, 0, r.stderr.slice(-2000));
+    for (const sub of ['generator', 'samples', 'checkpoints']) {
+      assert.equal((await stat(join(run, sub))).mode & 0o777, 0o755, `${sub}/ is 0755 like the rest of the run folder`);
+    }
     const out = join(dir, 'grid.png');
     const s = await runCli(['sample', '--checkpoint', run, '--count', '16', '--out', out]);
     assert.equal(s.code, 0, s.stderr.slice(-2000));
     assert.match(s.stderr, /wrote 16 samples of step 2/);
+    assert.match(s.stderr, /backend/i, 'with no --backend, sample chooses like every other command (auto) and says so');
     const meta = await sharp(await readFile(out)).metadata();
     assert.equal(meta.format, 'png');
     assert.ok((meta.width ?? 0) >= 4 * 28 && meta.width === meta.height, `a square grid of 4×4 digits, got ${meta.width}×${meta.height}`);
@@ -37,4 +41,12 @@ test('sample writes a PNG grid of N generated images from a checkpoint; bad chec
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('sample --help states each default once, and its backend default is auto', async () => {
+  const h = await runCli(['sample', '--help']);
+  assert.equal(h.code, 0);
+  assert.doesNotMatch(h.stdout, /\(default: "/, 'no second, commander-made default');
+  assert.match(h.stdout, /--count <n>\s+number of samples in the grid \(default 64\)/);
+  assert.match(h.stdout, /--backend <name>[\s\S]*\(default auto/);
 });

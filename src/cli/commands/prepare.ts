@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { int, oneOf } from '../../shared/config.js';
 import { prepareDataset } from '../../shared/data/prepare/index.js';
 import { ConfigError } from '../../shared/errors.js';
+import { DCGAN_RESOLUTIONS } from '../../shared/models/spec.js';
 import { logLine } from '../output.js';
 
 interface PrepareFlags {
@@ -58,13 +59,26 @@ function progressPrinter(): { update(done: number, total: number): void; end(): 
   };
 }
 
+/**
+ * --resolution, refused here unless distgan can train on it: images train on
+ * the DCGAN family, which has a fixed set of sizes. Preparing a dataset that
+ * every training command then refuses would waste the whole conversion.
+ */
+function trainableResolution(raw: string): number {
+  const r = int(1, 4096)(raw, '--resolution');
+  if (!(DCGAN_RESOLUTIONS as readonly number[]).includes(r)) {
+    throw new ConfigError(`--resolution ${r}: distgan trains images with its DCGAN at ${DCGAN_RESOLUTIONS.join(', ')} px only; prepare at one of those (images are centre-cropped, then resized)`);
+  }
+  return r;
+}
+
 export function register(program: Command): void {
   program
     .command('prepare')
     .description('convert an image folder (PNG/JPEG/WebP) or an IDX file (MNIST format, gzipped or not) into a packed dataset for --dataset DIR')
     .option('--input <dir|file>', 'image folder (walked recursively) or IDX images file')
     .option('--out <dir>', 'dataset directory to create; must not exist or be empty (see --force)')
-    .option('--resolution <px>', 'side R of the square R×R samples, in pixels (images are centre-cropped, then resized)')
+    .option('--resolution <px>', `side R of the square R×R samples, in pixels: ${DCGAN_RESOLUTIONS.join(', ')} (the sizes the DCGAN trains at; images are centre-cropped, then resized)`)
     .option('--channels <1|3>', 'channels: 1 = grey, 3 = RGB (default: 1 for an IDX file, 3 for an image folder)')
     .option('--labels <file>', 'IDX labels file matching an IDX --input (stored as labels.bin)')
     .option('--shard-size <n>', 'samples per shard file (default: as many as fit in 128 MiB)')
@@ -77,7 +91,7 @@ export function register(program: Command): void {
       const opts: Parameters<typeof prepareDataset>[0] = {
         input,
         out,
-        resolution: int(1, 4096)(o.resolution, '--resolution'),
+        resolution: trainableResolution(o.resolution),
         force: o.force === true,
       };
       if (o.channels !== undefined) opts.channels = Number(oneOf(['1', '3'])(o.channels, '--channels')) as 1 | 3;

@@ -17,13 +17,14 @@ export function register(program: Command): void {
     .command('sample')
     .description("write a grid of generated samples from a checkpoint (a run folder's newest, or a .ckpt file)")
     .requiredOption('--checkpoint <path>', 'run folder, checkpoints/ folder or .ckpt file')
-    .option('--count <n>', 'number of samples in the grid (default 64)', '64')
+    // Defaults are applied below, not given to commander, so --help states each once.
+    .option('--count <n>', 'number of samples in the grid (default 64)')
     .option('--seed <n>', 'seed of the latents (default: the run seed, i.e. the same noise as the run\'s sample grids)')
-    .option('--backend <name>', `compute backend (default wasm)`, 'wasm')
+    .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')} (default auto, as for every other command)`)
     .requiredOption('--out <file.png>', 'PNG file to write')
-    .action(async (o: { checkpoint: string; count: string; seed?: string; backend: string; out: string }) => {
-      const count = int(1, 4096)(o.count, '--count');
-      const backend = oneOf(BACKENDS)(o.backend, '--backend') as BackendRequest;
+    .action(async (o: { checkpoint: string; count?: string; seed?: string; backend?: string; out: string }) => {
+      const count = int(1, 4096)(o.count ?? '64', '--count');
+      const backend = oneOf(BACKENDS)(o.backend ?? 'auto', '--backend') as BackendRequest;
       const ckpt = await readCheckpoint(o.checkpoint);
       await initBackend(backend, { log: logLine });
       const spec = ckpt.header.model as unknown;
