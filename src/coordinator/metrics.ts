@@ -5,16 +5,20 @@
  * benchmarks) cannot collide and the HTTP server serves exactly this run.
  *
  * Naming follows Prometheus practice (docs/metrics.md lists every series):
- * one `distgan_` prefix, base units (`_seconds`, `_bytes`, `_ratio`), `_total`
- * on counters, and only bounded labels (network, split, phase, direction,
+ * one `distgan_` prefix on distgan's own series (the standard `process_*` and
+ * `nodejs_*` ones keep their names), base units (`_seconds`, `_bytes`, `_ratio`), `_total`
+ * on counters only, and only bounded labels (network, split, phase, direction,
  * rank). A step number is a value (`distgan_step`), never a label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, register as globalRegistry } from 'prom-client';
 import type { PhaseSeconds, RunInfo, RunObserver, RunSummary, StepReport, WorkerInfo } from './observer.js';
 import { RateMeter } from './rate-meter.js';
 
-/** Metric name prefix for everything distgan exports, process metrics included. */
+/** Metric name prefix for distgan's own series (process and Node.js metrics keep their standard names). */
 export const METRIC_PREFIX = 'distgan_';
+
+/** prom-client defaults left out: gauges named like counters (see the constructor). */
+export const UNCONVENTIONAL_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
 
 /**
  * Histogram buckets for step and phase durations, in seconds: from 1 ms (an
@@ -32,8 +36,8 @@ export const STEP_PHASES = ['data', 'd_compute', 'd_exchange', 'g_compute', 'g_e
 export interface PrometheusObserverOptions {
   /**
    * Register prom-client's process and Node.js runtime metrics (CPU, memory,
-   * event-loop lag, GC) under the `distgan_` prefix. Default true. Only one
-   * observer per registry may do this (the names would collide).
+   * event-loop lag, GC) under their standard names (`process_*`, `nodejs_*`).
+   * Default true. Only one observer per registry may do this (the names would collide).
    */
   processMetrics?: boolean;
   /** Half-life of distgan_throughput_images_per_second's smoothing, in wall seconds. Default 10. */
@@ -197,7 +201,15 @@ export class PrometheusObserver implements RunObserver {
     for (const direction of ['sent', 'received']) this.exchangeBytes.inc({ direction }, 0);
     for (const phase of STEP_PHASES) this.phaseSeconds.zero({ phase });
 
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: p });
+    if (options.processMetrics ?? true) {
+      // Unprefixed: stock Node.js and process dashboards (process_cpu_seconds_total,
+      // nodejs_heap_size_used_bytes, …) match as they are.
+      collectDefaultMetrics({ register: registry });
+      // prom-client's three *_total gauges break the naming rule (promtool check
+      // metrics flags them); each is the sum over `type` of its labelled twin
+      // (nodejs_active_handles etc.), which stays: sum() gives the same number.
+      for (const name of UNCONVENTIONAL_DEFAULT_METRICS) registry.removeSingleMetric(name);
+    }
   }
 
   runStarted(info: RunInfo): void {

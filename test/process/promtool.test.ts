@@ -91,10 +91,9 @@ test('promtool test rules fails when an alert is broken (the test can fail)', as
   }
 });
 
-test('promtool check metrics parses and lints what PrometheusObserver exports, NaN loss included', async () => {
+test('promtool check metrics parses and lints a full scrape (process and Node.js metrics included), NaN loss included', async () => {
   const registry = new Registry();
-  // prom-client's own runtime metrics break promtool's naming lint (gauges named *_total); ours must not.
-  const obs = new PrometheusObserver(registry, { processMetrics: false });
+  const obs = new PrometheusObserver(registry);
   obs.runStarted({ runId: 'r', dataset: 'ring8', model: 'mlp', backend: 'wasm', version: '0.1.0', worldSize: 1, totalSteps: 5, startStep: 0, globalBatch: 64, outDir: '/tmp/r', startedAt: 1000 });
   obs.workerJoined({ rank: 0, host: 'h', pid: 1, backend: 'wasm' });
   obs.stepCompleted({
@@ -105,6 +104,8 @@ test('promtool check metrics parses and lints what PrometheusObserver exports, N
   obs.checkpointWritten(1, '/tmp/r/c', 1002);
   const text = await registry.metrics();
   assert.match(text, /distgan_loss\{network="discriminator"\} Nan/);
+  assert.match(text, /^process_cpu_seconds_total /m, 'standard process metric names');
+  assert.match(text, /^nodejs_heap_size_used_bytes /m);
   const r = await run(promtool(), ['check', 'metrics'], { input: text });
   assert.equal(r.code, 0, `promtool check metrics: ${r.out}`);
 });

@@ -103,8 +103,9 @@ test('a run fed through the observer facade is exported with the documented name
   assert.equal(one(samples, 'distgan_exchange_bytes_total', { direction: 'sent' }).value, 0);
   assert.equal(one(samples, 'distgan_exchange_bytes_total', { direction: 'received' }).value, 0);
   for (const phase of STEP_PHASES) assert.equal(one(samples, 'distgan_step_phase_seconds_count', { phase }).value, 0);
-  // Process metrics live under the same prefix.
-  assert.ok(find(samples, 'distgan_process_cpu_seconds_total').length === 1, 'process metrics are collected under distgan_');
+  // Process and Node.js metrics keep their standard names, less the gauges named like counters.
+  assert.ok(find(samples, 'process_cpu_seconds_total').length === 1, 'process metrics under their standard names');
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) assert.equal(find(samples, name).length, 0, `${name} (a gauge named like a counter) is left out`);
 
   fan.workerJoined({ rank: 0, host: 'node-a', pid: 11, backend: 'wasm' });
   fan.workerJoined({ rank: 1, host: 'node-b', pid: 12, backend: 'cpu' });
@@ -156,8 +157,10 @@ test('a run fed through the observer facade is exported with the documented name
   assert.equal(types.get('distgan_step_seconds'), 'histogram');
   assert.equal(types.get('distgan_step_phase_seconds'), 'histogram');
   for (const [name, type] of types) {
-    assert.ok(name.startsWith('distgan_'), `${name} lacks the distgan_ prefix`);
+    // distgan's own series carry the prefix; the standard process/Node.js ones keep theirs.
+    assert.ok(/^(distgan|process|nodejs)_/.test(name), `${name} is neither distgan_ nor a standard process_/nodejs_ metric`);
     if (type === 'counter') assert.ok(name.endsWith('_total'), `counter ${name} must end in _total`);
+    else assert.ok(!name.endsWith('_total'), `${type} ${name} must not end in _total`);
   }
 
   // A lost worker during the run is a failure and shows up as down.
