@@ -28,11 +28,12 @@ export interface ProgressObserverOptions {
   every?: number;
   /** Least milliseconds between two redraws of the bar (default 100; events and the last step always redraw). */
   redrawIntervalMs?: number;
-  /** Bar width in columns when the stream does not say (default 100). */
+  /** Bar width in columns when the stream does not say, or says 0 (default 100). */
   columns?: number;
 }
 
 const CLEAR_LINE = '\r\x1b[2K';
+const BAR_SEP = ' │ ';
 
 /** Seconds as "45s", "3m12s", "2h05m", "3d04h". */
 export function formatDuration(seconds: number): string {
@@ -229,41 +230,61 @@ export class ProgressObserver implements RunObserver {
     return Math.max(0, this.info.totalSteps - this.last.step) / sps;
   }
 
-  /** "step 120/2000 6% | 512 img/s | D 0.6931 G 0.7210 | acc real 0.52 fake 0.48 | ETA 3m12s" */
-  private statusLine(compact: boolean): string {
+  /**
+   * The status fields, in display order, each with its priority (lower =
+   * kept longer): step and ETA first, then throughput, losses, accuracies.
+   * "step 120/2000 6% | 512 img/s | D 0.6931 G 0.7210 | acc real 0.52 fake 0.48 | ETA 3m12s"
+   */
+  private statusFields(compact: boolean): Array<{ text: string; priority: number }> {
     const r = this.last;
     const total = this.info?.totalSteps;
-    if (!r) return 'waiting for the first step';
+    if (!r) return [{ text: 'waiting for the first step', priority: 0 }];
     // On the bar, fields are padded to steady widths so the line (and the bar
     // next to it) does not jitter as numbers grow and shrink.
     const pad = (v: string, n: number) => (compact ? v.padStart(n) : v);
     const pct = total ? ` ${pad(`${Math.floor((100 * r.step) / total)}%`, 4)}` : '';
-    const sep = compact ? ' │ ' : '  ';
     return [
-      `step ${pad(String(r.step), String(total ?? '').length)}${total ? `/${total}` : ''}${pct}`,
-      `${pad(rate(this.imageMeter.value), 5)} img/s`,
-      `D ${pad(fixed(r.dLoss, 4), 7)} G ${pad(fixed(r.gLoss, 4), 7)}`,
-      `acc real ${fixed(r.dAccuracyReal, 2)} fake ${fixed(r.dAccuracyFake, 2)}`,
-      `ETA ${pad(formatDuration(this.eta() ?? NaN), 5)}`,
-    ].join(sep);
+      { text: `step ${pad(String(r.step), String(total ?? '').length)}${total ? `/${total}` : ''}${pct}`, priority: 0 },
+      { text: `${pad(rate(this.imageMeter.value), 5)} img/s`, priority: 2 },
+      { text: `D ${pad(fixed(r.dLoss, 4), 7)} G ${pad(fixed(r.gLoss, 4), 7)}`, priority: 3 },
+      { text: `acc real ${fixed(r.dAccuracyReal, 2)} fake ${fixed(r.dAccuracyFake, 2)}`, priority: 4 },
+      { text: `ETA ${pad(formatDuration(this.eta() ?? NaN), 5)}`, priority: 1 },
+    ];
+  }
+
+  private statusLine(compact: boolean): string {
+    return this.statusFields(compact).map((f) => f.text).join(compact ? BAR_SEP : '  ');
+  }
+
+  /** Terminal width: the stream's, when it reports a real one (0 or undefined means unknown). */
+  private columns(): number {
+    const c = (this.stream as NodeJS.WriteStream).columns;
+    return typeof c === 'number' && c > 0 ? c : this.fallbackColumns;
   }
 
   private drawBar(): void {
-    const cols = Math.max(20, ((this.stream as NodeJS.WriteStream).columns ?? this.fallbackColumns) - 1);
-    const text = this.statusLine(true);
+    // One column spare: writing into the last one wraps on some terminals.
+    const cols = Math.max(20, this.columns() - 1);
+    // Drop whole fields, least important first, until the text fits; never
+    // cut a field (the ETA used to be the first thing cut at 80 columns).
+    let fields = this.statusFields(true);
+    const fits = (fs: typeof fields): boolean => fs.map((f) => f.text).join(BAR_SEP).length <= cols;
+    while (fields.length > 1 && !fits(fields)) {
+      const worst = fields.reduce((w, f) => (f.priority > w.priority ? f : w));
+      fields = fields.filter((f) => f !== worst);
+    }
+    let text = fields.map((f) => f.text).join(BAR_SEP);
+    if (text.length > cols) text = `${text.slice(0, cols - 1)}…`;
     const total = this.info?.totalSteps ?? 0;
     const frac = total > 0 && this.last ? Math.min(1, this.last.step / total) : 0;
     // The bar gets whatever width the text leaves, between 10 and 30 cells;
-    // on a narrow terminal the text is cut rather than wrapped (a wrapped line
-    // cannot be redrawn with \r).
+    // the line never wraps (a wrapped line cannot be redrawn with \r).
     const room = cols - text.length - 3;
     let line = text;
     if (room >= 10) {
       const width = Math.min(30, room);
       const filled = Math.round(frac * width);
       line = `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${text}`;
-    } else if (text.length > cols) {
-      line = `${text.slice(0, cols - 1)}…`;
     }
     this.write(`${CLEAR_LINE}${line}`);
     this.barShown = true;

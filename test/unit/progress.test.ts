@@ -178,7 +178,7 @@ test('bar on a terminal: one line redrawn in place, events printed above it, a n
   assert.match(text, /ETA    0s\n[^\r]*run finished: 25 steps[^\r]*\n$/, 'the final bar stays, the summary goes below it, no redraw after');
 });
 
-test('bar: redraws are throttled but the last step always draws; a narrow terminal cuts instead of wrapping', async () => {
+test('bar: redraws are throttled but the last step always draws; a narrow terminal drops fields instead of wrapping', async () => {
   const term = new FakeTerminalStream();
   term.columns = 40;
   const o = new ProgressObserver({ format: 'bar', stream: term, redrawIntervalMs: 60_000 });
@@ -188,7 +188,7 @@ test('bar: redraws are throttled but the last step always draws; a narrow termin
   const draws = term.text.split('\r\x1b[2K').slice(1).filter((d) => d.includes('step'));
   assert.equal(draws.length, 2, 'first draw, then only the last step within the interval');
   for (const d of draws) assert.ok([...d.replace(/\n$/, '')].length <= 39);
-  assert.match(draws[1]!, /^step 25\/25 100% │   128 img\/s │ D  0\.6…\n$/);
+  assert.match(draws[1]!, /^step 25\/25 100% │ ETA    0s\n$/, 'accuracies, losses, then throughput go first; step and ETA stay');
   assert.ok(term.text.endsWith('\n'), 'close() ends the bar line');
 });
 
@@ -220,4 +220,26 @@ test('printLine: other output goes above the bar, as is in plain, as a log event
   const e = JSON.parse(js.text) as Record<string, unknown>;
   assert.equal(e.event, 'log');
   assert.equal(e.message, 'distgan: done');
+});
+
+test('bar at terminal widths 0, 40, 80 and 120: never wider than the terminal, the ETA never cut, fields dropped by priority', () => {
+  const seen = new Map<number, string>();
+  for (const columns of [0, 40, 80, 120]) {
+    const term = new FakeTerminalStream();
+    term.columns = columns;
+    const o = new ProgressObserver({ format: 'bar', stream: term, redrawIntervalMs: 0 });
+    o.runStarted({ ...info, totalSteps: 2000 });
+    for (let s = 1; s <= 120; s++) o.stepCompleted(report(s, { time: info.startedAt + s * 0.5 }));
+    const line = term.text.split('\r\x1b[2K').filter((d) => d.includes('120/2000')).at(-1)!.replace(/\n$/, '');
+    // Width 0 means "unknown" (a pipe that says 0): the 100-column default applies, not a 20-column collapse.
+    const limit = (columns > 0 ? columns : 100) - 1;
+    assert.ok([...line].length <= limit, `${columns} columns: ${[...line].length} > ${limit}: ${line}`);
+    assert.match(line, /step +120\/2000 +6% .*│ ETA +\d+m\d{2}s$/, `${columns} columns: step and a whole ETA are shown: ${line}`);
+    assert.doesNotMatch(line, /…/, 'no field is cut');
+    seen.set(columns, line);
+  }
+  assert.match(seen.get(120)!, /img\/s │ D .* G .* │ acc real .* fake .* │ ETA/, '120 columns show everything');
+  assert.match(seen.get(80)!, /img\/s │ D .* G .* │ ETA/, '80 columns keep throughput and losses');
+  assert.doesNotMatch(seen.get(40)!, /acc real|D  /, '40 columns keep only what matters most');
+  assert.match(seen.get(0)!, /acc real .* │ ETA/, 'width 0 means the 100-column default, not a collapse to 20');
 });
