@@ -28,6 +28,8 @@ export interface HostedRun {
   coordinator: Coordinator;
   endpoint: string;
   metricsUrl?: string;
+  /** Prints a line of this run's output (a worker's, the launcher's) in the run's log format; `source` names who said it. */
+  printLine(line: string, source?: string): void;
   close(): Promise<void>;
 }
 
@@ -71,9 +73,18 @@ export async function hostRun(opts: {
 }): Promise<HostedRun> {
   const { config } = opts;
   const out = resolve(config.out);
+  const env = readEnv();
+  // --log-format json is one JSON object per line on stdout (for jq); the
+  // other formats are for people and go to stderr, keeping stdout for results.
+  const json = config.logFormat === 'json';
+  const stream = json ? process.stdout : process.stderr;
+  const progress = new ProgressObserver({ format: config.logFormat, stream, isTTY: Boolean(stream.isTTY) && !env.ci, every: config.logEvery });
+  // Every line of this run, workers' included, goes through the progress observer:
+  // above the bar, as is in plain mode, as a {"event":"log"} object in json mode.
+  const log = (line: string): void => progress.printLine(`distgan: ${line}`);
   // Everything that can reject bad input runs before the run folder is created.
   const backend = await initBackend(coordinatorBackend(config.backend), { log: () => {} });
-  opts.log(`the coordinator's own model copy (sample grids, export) runs on ${backend.name}; workers choose theirs with --backend ${config.backend}`);
+  log(`the coordinator's own model copy (sample grids, export) runs on ${backend.name}; workers choose theirs with --backend ${config.backend}`);
   const dataset = await openDataset(config.dataset, { flip: false, seed: config.seed });
   const runId = opts.resumeFrom?.header.runId ?? randomUUID();
   const run = buildRun(config, dataset, { runId, backend: backend.name, stepTimeout: config.stepTimeout });
@@ -84,11 +95,7 @@ export async function hostRun(opts: {
     throw new ConfigError(`--resume: the dataset ${config.dataset} is not the data the checkpoint was trained on (fingerprint differs)`);
   }
 
-  const env = readEnv();
-  const progress = new ProgressObserver({ format: config.logFormat, stream: process.stderr, isTTY: Boolean(process.stderr.isTTY) && !env.ci, every: config.logEvery });
   const observers: RunObserver[] = [progress];
-  // Log lines go through the progress observer so they never land on a progress bar's line.
-  const log = (line: string): void => progress.printLine(`distgan: ${line}`);
   const registry = config.metricsPort !== 0 ? new Registry() : undefined;
   const status = registry ? new StatusObserver() : undefined;
   if (registry && status) observers.push(new PrometheusObserver(registry), status);
@@ -131,6 +138,7 @@ export async function hostRun(opts: {
     coordinator,
     endpoint,
     ...(server ? { metricsUrl: server.url } : {}),
+    printLine: (line, source) => progress.printLine(line, source),
     async close() {
       await coordinator.close();
       await server?.close();

@@ -207,14 +207,15 @@ export class ProgressObserver implements RunObserver {
    * Prints a line of someone else's output (the CLI's log, a worker's stderr)
    * without breaking the display: above the bar in bar mode, as is in plain
    * mode, as a {"event":"log"} object in json mode (so the stream stays one
-   * JSON object per line). Anything written to the same stream by other means
+   * JSON object per line). `source` (e.g. "rank 1") prefixes the line as
+   * "[rank 1] …", or becomes the object's `source` field. Anything written to the same stream by other means
    * while a bar is shown lands on the bar's line.
    */
-  printLine(line: string): void {
+  printLine(line: string, source?: string): void {
     const text = line.replace(/\r?\n$/, '');
-    if (this.mode === 'json') this.json('log', { message: text });
-    else if (this.mode === 'bar') this.event(text);
-    else this.write(`${text}\n`);
+    if (this.mode === 'json') this.json('log', { ...(source === undefined ? {} : { source }), message: text });
+    else if (this.mode === 'bar') this.event(source === undefined ? text : `[${source}] ${text}`);
+    else this.write(source === undefined ? `${text}\n` : `[${source}] ${text}\n`);
   }
 
   async close(): Promise<void> {

@@ -27,6 +27,8 @@ export interface CliResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** stderr then stdout: everything the command said (with --log-format json, its log lines are on stdout). */
+  output: string;
   seconds: number;
 }
 
@@ -34,6 +36,8 @@ export interface RunningCli {
   proc: ChildProcess;
   stdout(): string;
   stderr(): string;
+  /** stderr and stdout interleaved in arrival order (json log lines are on stdout, others on stderr). */
+  output(): string;
   done: Promise<CliResult>;
   /** Resolves when `re` matches stderr+stdout, or rejects at the deadline. */
   waitFor(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
@@ -48,21 +52,29 @@ export function startCli(args: string[], opts: { timeoutMs?: number; env?: NodeJ
   });
   let out = '';
   let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  let both = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    both += d.toString();
+  });
+  proc.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    both += d.toString();
+  });
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const done = new Promise<CliResult>((resolve) => {
     const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
     proc.on('exit', (code, signal) => {
       clearTimeout(timer);
       // Let the pipes drain.
-      setTimeout(() => resolve({ code, signal, stdout: out, stderr: err, seconds: (performance.now() - t0) / 1000 }), 50);
+      setTimeout(() => resolve({ code, signal, stdout: out, stderr: err, output: err + out, seconds: (performance.now() - t0) / 1000 }), 50);
     });
   });
   return {
     proc,
     stdout: () => out,
     stderr: () => err,
+    output: () => both,
     done,
     waitFor(re, ms) {
       return new Promise((resolve, reject) => {

@@ -44,7 +44,8 @@ function spawnLogged(args: string[]): { proc: ChildProcess; output: () => string
 interface CaseResult {
   dir: string;
   code: number | null;
-  stderr: string;
+  /** The coordinator's stderr and stdout (json log lines are on stdout). */
+  output: string;
   hostile: string;
   /** Workers still running 10 s after the coordinator exited (then killed). */
   leftover: number;
@@ -66,7 +67,7 @@ async function runCase(c: Case, steps: number): Promise<CaseResult> {
     // The coordinator tells every worker to stop; they must go by themselves.
     const deadline = Date.now() + 10_000;
     while (running().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    return { dir, code: res.code, stderr: res.stderr, hostile: hostile.output(), leftover: running().length };
+    return { dir, code: res.code, output: res.output, hostile: hostile.output(), leftover: running().length };
   } finally {
     for (const w of running()) w.kill('SIGKILL');
     if (coord.proc.exitCode === null) coord.proc.kill('SIGKILL');
@@ -77,10 +78,10 @@ function assertNamed(c: Case, r: CaseResult): void {
   const what = `${c.kind} in ${c.phase.toUpperCase()} of step ${c.step} from rank ${c.badRank}`;
   assert.equal(r.leftover, 0, `${what}: every worker exited when the coordinator stopped`);
   assert.match(r.hostile, /hostile: poisoned/, `${what}: the hostile worker did poison (seed ${SEED})`);
-  assert.notEqual(r.code, 0, `${what}: the coordinator must fail\n${r.stderr.slice(-1500)}`);
-  assert.match(r.stderr, /DISTGAN_E_NUMERIC/, what);
-  const line = r.stderr.split('\n').find((l) => l.includes('refused the')) ?? '';
-  assert.match(line, new RegExp(`refused the ${c.phase.toUpperCase()} gradient of step ${c.step} from rank ${c.badRank} \\(`), `${what}: names the hostile rank (seed ${SEED})\n${r.stderr.slice(-1500)}`);
+  assert.notEqual(r.code, 0, `${what}: the coordinator must fail\n${r.output.slice(-1500)}`);
+  assert.match(r.output, /DISTGAN_E_NUMERIC/, what);
+  const line = r.output.split('\n').find((l) => l.includes('refused the')) ?? '';
+  assert.match(line, new RegExp(`refused the ${c.phase.toUpperCase()} gradient of step ${c.step} from rank ${c.badRank} \\(`), `${what}: names the hostile rank (seed ${SEED})\n${r.output.slice(-1500)}`);
   assert.doesNotMatch(line, new RegExp(`rank ${1 - c.badRank} \\(`), `${what}: the honest rank is not named`);
 }
 
@@ -99,7 +100,7 @@ test('fail: a NaN (D) and an Inf (G) gradient are named by rank, never applied; 
       for (const k of TRAINER_STATE_ARRAYS) assert.ok(ck.state[k].every(Number.isFinite), `${k} is finite`);
       if (c.phase === 'g') {
         const resumed = await runCli(['launch', '--workers', '2', '--resume', join(r.dir, 'run'), '--steps', String(c.step + 3), '--metrics-port', '0', '--log-format', 'json'], { timeoutMs: 120_000 });
-        assert.equal(resumed.code, 0, resumed.stderr.slice(-2000));
+        assert.equal(resumed.code, 0, resumed.output.slice(-2000));
         assert.equal((await readCheckpoint(join(r.dir, 'run'))).header.step, c.step + 3);
       }
     } finally {
@@ -118,9 +119,9 @@ test('skip-step: a 1e30 gradient in D or G is discarded on every replica; the ru
     try {
       assert.match(r.hostile, /hostile: poisoned/);
       assert.equal(r.leftover, 0, 'every worker exited when the run ended');
-      assert.equal(r.code, 0, `the run completes (the final checksum comparison passed)\n${r.stderr.slice(-2000)}`);
+      assert.equal(r.code, 0, `the run completes (the final checksum comparison passed)\n${r.output.slice(-2000)}`);
       const skipWhat = c.phase === 'd' ? `step ${c.step} is skipped on every replica` : `G's update of step ${c.step} is skipped on every replica`;
-      assert.match(r.stderr, new RegExp(`refused the ${c.phase.toUpperCase()} gradient of step ${c.step} from rank ${c.badRank} \\(.*${skipWhat}`));
+      assert.match(r.output, new RegExp(`refused the ${c.phase.toUpperCase()} gradient of step ${c.step} from rank ${c.badRank} \\(.*${skipWhat}`));
       const ck = await readCheckpoint(join(r.dir, 'run'));
       assert.equal(ck.header.step, 14);
       assert.equal(ck.state.step, c.phase === 'd' ? 13 : 14, 'a skipped D phase applies no optimizer step; a skipped G phase counts one');

@@ -62,7 +62,7 @@ test(`kill -9 during checkpoint writes (${ROUNDS} rounds) never leaves an unread
       lastStep = ck.header.step;
     }
     const final = await runCli(['launch', '--workers', '2', '--resume', out, '--steps', String(lastStep + 3), '--metrics-port', '0', '--log-format', 'json'], { timeoutMs: 90_000 });
-    assert.equal(final.code, 0, final.stderr.slice(-6000));
+    assert.equal(final.code, 0, final.output.slice(-6000));
     assert.equal((await readCheckpoint(out)).header.step, lastStep + 3);
     assert.deepEqual((await readdir(ckdir)).filter(isTempFileName), []);
     process.stdout.write(`# ${ROUNDS} kills (seed ${SEED}); ${tempsSeen} left a temp file behind; final step ${lastStep + 3}\n`);

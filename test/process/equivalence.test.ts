@@ -37,7 +37,7 @@ function relL2(a: Float32Array, b: Float32Array): number {
 async function train(workers: number, batch: number, dir: string, model = DCGAN): Promise<Awaited<ReturnType<typeof readCheckpoint>>> {
   const out = join(dir, `w${workers}-b${batch}-${model[1]}`);
   const r = await runCli(['launch', '--workers', String(workers), ...common(batch, model), '--out', out], { timeoutMs: 240_000 });
-  assert.equal(r.code, 0, `launch --workers ${workers} failed:\n${r.stderr.slice(-3000)}`);
+  assert.equal(r.code, 0, `launch --workers ${workers} failed:\n${r.output.slice(-3000)}`);
   const ck = await readCheckpoint(out);
   assert.equal(ck.header.step, STEPS);
   return ck;

@@ -47,13 +47,13 @@ test('SIGKILL of a worker: the coordinator names the rank, exits non-zero in tim
     const took = (Date.now() - killedAt) / 1000;
     assert.notEqual(res.code, 0, 'coordinator must exit non-zero');
     assert.ok(took < stepTimeout + 10, `exited ${took.toFixed(1)} s after the kill (deadline ${stepTimeout} s)`);
-    assert.match(res.stderr, /rank 1 \(pid \d+\) exited on signal SIGKILL/);
+    assert.match(res.output, /rank 1 \(pid \d+\) exited on signal SIGKILL/);
     await new Promise((r) => setTimeout(r, 500));
     for (const [rank, pid] of pids) assert.equal(alive(pid), false, `worker rank ${rank} (pid ${pid}) was left behind`);
     const ck = await readCheckpoint(out);
     assert.ok(ck.header.step >= 30, `checkpoint at step ${ck.header.step}`);
     const resumed = await runCli(['launch', '--workers', '2', '--resume', out, '--steps', String(ck.header.step + 5), '--metrics-port', '0', '--log-format', 'json'], { timeoutMs: 120_000 });
-    assert.equal(resumed.code, 0, resumed.stderr.slice(-2000));
+    assert.equal(resumed.code, 0, resumed.output.slice(-2000));
     assert.equal((await readCheckpoint(out)).header.step, ck.header.step + 5);
   } finally {
     if (run && run.proc.exitCode === null) run.proc.kill('SIGKILL');
@@ -65,13 +65,13 @@ test('resume is bit-exact: losses after resuming equal those of an uninterrupted
   const dir = await tempDir();
   try {
     const full = await runCli(['launch', '--workers', '2', ...tiny, '--steps', '12', '--out', join(dir, 'full')]);
-    assert.equal(full.code, 0, full.stderr.slice(-2000));
+    assert.equal(full.code, 0, full.output.slice(-2000));
     const first = await runCli(['launch', '--workers', '2', ...tiny, '--steps', '6', '--out', join(dir, 'split')]);
-    assert.equal(first.code, 0, first.stderr.slice(-2000));
+    assert.equal(first.code, 0, first.output.slice(-2000));
     const second = await runCli(['launch', '--workers', '2', '--resume', join(dir, 'split'), '--steps', '12', '--metrics-port', '0', '--log-format', 'json', '--log-every', '1']);
-    assert.equal(second.code, 0, second.stderr.slice(-2000));
-    const a = stepLines(full.stderr).filter((s) => s.step > 6);
-    const b = stepLines(second.stderr).filter((s) => s.step > 6);
+    assert.equal(second.code, 0, second.output.slice(-2000));
+    const a = stepLines(full.output).filter((s) => s.step > 6);
+    const b = stepLines(second.output).filter((s) => s.step > 6);
     assert.equal(a.length, 6);
     assert.deepEqual(b.map((s) => [s.step, s.dLoss, s.gLoss]), a.map((s) => [s.step, s.dLoss, s.gLoss]));
     const ca = await readCheckpoint(join(dir, 'full'));
@@ -101,8 +101,8 @@ test('bad flags exit 2 naming the flag, and write nothing', async () => {
     for (const [args, re] of cases) {
       const out = join(dir, 'out');
       const r = await runCli([...args, '--out', out].filter((a, i, all) => !(args[0] === 'worker' && (a === '--out' || all[i - 1] === '--out'))), { timeoutMs: 60_000 });
-      assert.equal(r.code, 2, `${args.join(' ')} → exit ${r.code}\n${r.stderr}`);
-      assert.match(r.stderr, re, args.join(' '));
+      assert.equal(r.code, 2, `${args.join(' ')} → exit ${r.code}\n${r.output}`);
+      assert.match(r.output, re, args.join(' '));
       assert.equal(existsSync(out), false, `${args.join(' ')} wrote ${out}`);
     }
     const dry = await runCli(['launch', '--dry-run', '--workers', '2', '--out', join(dir, 'dry')]);
@@ -126,8 +126,8 @@ test('SIGTERM on launch checkpoints, stops every worker and exits 130', { timeou
     await run.waitFor(/"event":"step","ts":[\d.]+,"step":10,/, 120_000);
     run.proc.kill('SIGTERM');
     const res = await run.done;
-    assert.equal(res.code, 130, res.stderr.slice(-1500));
-    assert.match(res.stderr, /interrupted by SIGTERM/);
+    assert.equal(res.code, 130, res.output.slice(-1500));
+    assert.match(res.output, /interrupted by SIGTERM/);
     await new Promise((r) => setTimeout(r, 500));
     for (const pid of pids) assert.equal(alive(pid), false, `worker pid ${pid} was left behind`);
     const ck = await readCheckpoint(out);

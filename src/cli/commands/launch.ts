@@ -34,7 +34,8 @@ interface Child {
   code: number | null;
 }
 
-function pipeWithPrefix(stream: NodeJS.ReadableStream | null, prefix: string): void {
+/** Hands each line a child writes to `print` (which puts it in the run's log format, naming the child). */
+function pipeLines(stream: NodeJS.ReadableStream | null, print: (line: string) => void): void {
   if (!stream) return;
   let buf = '';
   stream.setEncoding('utf8');
@@ -42,12 +43,12 @@ function pipeWithPrefix(stream: NodeJS.ReadableStream | null, prefix: string): v
     buf += chunk;
     let i: number;
     while ((i = buf.indexOf('\n')) >= 0) {
-      process.stderr.write(`${prefix}${buf.slice(0, i)}\n`);
+      print(buf.slice(0, i));
       buf = buf.slice(i + 1);
     }
   });
   stream.on('end', () => {
-    if (buf) process.stderr.write(`${prefix}${buf}\n`);
+    if (buf) print(buf);
   });
 }
 
@@ -96,7 +97,7 @@ export function register(program: Command): void {
     const children: Child[] = [];
     let finished = false;
     const vk = config.backend === 'webgpu' ? webgpuChildEnv() : { env: process.env };
-    if ('note' in vk && vk.note) logLine(vk.note);
+    if ('note' in vk && vk.note) host.printLine(`distgan: ${vk.note}`);
     const childEnv = vk.env;
     for (let rank = 0; rank < workers; rank++) {
       const args = [CLI_BIN, 'worker', '--connect', host.endpoint, '--rank', String(rank), '--backend', config.backend, '--join-timeout', String(config.joinTimeout)];
@@ -111,8 +112,9 @@ export function register(program: Command): void {
       const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env, detached: true });
       const child: Child = { rank, proc, exited: false, code: null };
       children.push(child);
-      pipeWithPrefix(proc.stdout, `[rank ${rank}] `);
-      pipeWithPrefix(proc.stderr, `[rank ${rank}] `);
+      // Workers' lines join the run's output: "[rank N] …" lines, or log objects with source "rank N" in json mode.
+      pipeLines(proc.stdout, (line) => host.printLine(line, `rank ${rank}`));
+      pipeLines(proc.stderr, (line) => host.printLine(line, `rank ${rank}`));
       proc.on('exit', (code, signal) => {
         child.exited = true;
         child.code = code;
@@ -124,7 +126,7 @@ export function register(program: Command): void {
       });
     }
     const onSignal = (sig: NodeJS.Signals): void => {
-      logLine(`received ${sig}: checkpointing and stopping ${workers} workers`);
+      host.printLine(`distgan: received ${sig}: checkpointing and stopping ${workers} workers`);
       host.coordinator.interrupt(sig);
     };
     process.on('SIGINT', onSignal);
