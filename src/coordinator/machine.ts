@@ -214,6 +214,7 @@ function onHello(state: MachineState, identity: string, msg: HelloMsg): Transiti
   const existing = rankOf(state, identity);
   if (existing >= 0) return { state, actions: [{ type: 'welcome', identity, rank: existing }] }; // a retried Hello
   let rank = msg.rank;
+  if (!Number.isSafeInteger(rank) || rank < -1) return refuse('DISTGAN_E_JOIN_REFUSED', `rank ${rank} is not a rank (an integer ≥ 0, or -1 to be given one)`);
   if (rank >= 0) {
     if (rank >= opts.worldSize) return refuse('DISTGAN_E_JOIN_REFUSED', `rank ${rank} is outside the world size ${opts.worldSize}`);
     const holder = state.members[rank];

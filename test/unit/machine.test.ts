@@ -164,3 +164,12 @@ test('while joining, members are re-sent Welcome every JOIN_PROBE_MS (fake clock
   assert.deepEqual(types(taken.actions), ['welcome']);
   assert.equal(taken.state.members[0]?.identity, 'a2', 'a replacement takes the freed rank');
 });
+
+test('a Hello with a rank that is not an integer ≥ -1 is refused and takes no seat', () => {
+  for (const rank of [0.5, -2, 1e300]) {
+    const t = step(initialState(OPTS, 0), { type: 'hello', identity: 'x', msg: hello(rank) }, 1);
+    assert.deepEqual(types(t.actions), ['refuse'], `rank ${rank}`);
+    assert.ok(t.state.members.every((m) => m === undefined));
+    assert.equal(Object.keys(t.state.members).length, OPTS.worldSize, 'no stray member key');
+  }
+});
