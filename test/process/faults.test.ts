@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { readFile, rm } from 'node:fs/promises';
 import { alive, runCli, startCli, tempDir } from '../helpers/cli.js';
 import { readCheckpoint } from '../../src/shared/checkpoint.js';
@@ -88,6 +89,10 @@ test('resume is bit-exact: losses after resuming equal those of an uninterrupted
 
 test('bad flags exit 2 naming the flag, and write nothing', async () => {
   const dir = await tempDir();
+  // A port someone else holds, for the bind cases.
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const busyPort = (holder.address() as AddressInfo).port;
   try {
     const cases: Array<[string[], RegExp]> = [
       [['launch', '--batch-size', 'zero'], /--batch-size: "zero" is not an integer/],
@@ -97,6 +102,10 @@ test('bad flags exit 2 naming the flag, and write nothing', async () => {
       [['launch', '--dataset', join(dir, 'missing')], /dataset|missing/i],
       [['worker', '--connect', 'http://x'], /--connect "http:\/\/x" is not a tcp:\/\/ or ipc:\/\/ endpoint/],
       [['launch', '--resume', join(dir, 'nothing-here')], /does not exist/],
+      // Checked only once the run is built, but still before the run folder exists.
+      [['launch', '--workers', '2', '--batch-size', '1', '--dataset', 'ring8', '--metrics-port', '0'], /--batch-size 1 is smaller than the world size 2.*\[DISTGAN_E_CONFIG\]/],
+      [['launch', '--workers', '1', '--dataset', 'ring8', '--metrics-port', String(busyPort)], new RegExp(`--metrics-port ${busyPort} .*already in use.*\\[DISTGAN_E_BIND\\]`)],
+      [['coordinator', '--bind', `tcp://127.0.0.1:${busyPort}`, '--world-size', '1', '--dataset', 'ring8', '--metrics-port', '0'], new RegExp(`--bind tcp://127\\.0\\.0\\.1:${busyPort}: cannot listen there: Address already in use.*\\[DISTGAN_E_BIND\\]`)],
     ];
     for (const [args, re] of cases) {
       const out = join(dir, 'out');
@@ -112,6 +121,7 @@ test('bad flags exit 2 naming the flag, and write nothing', async () => {
     assert.equal(printed.config.batchSize, 64);
     assert.equal(existsSync(join(dir, 'dry')), false, '--dry-run writes nothing');
   } finally {
+    holder.close();
     await rm(dir, { recursive: true, force: true });
   }
 });
