@@ -120,15 +120,12 @@ function icdDirs(env: NodeJS.ProcessEnv): string[] {
 }
 
 /**
- * Whether this machine has a Vulkan set-up of its own: the loader
- * libvulkan.so.1 where the dynamic linker looks, and at least one driver
- * manifest where the loader looks. (webgpu.ts vulkanLoaderFound checks the
- * same library folders.) A GPU machine has both; this project's build
- * machine has neither.
+ * Whether the dynamic linker can find libvulkan.so.1: on LD_LIBRARY_PATH, in
+ * the ld.so cache, or in the usual library folders.
  */
-export function systemVulkanFound(env: NodeJS.ProcessEnv = process.env): boolean {
+export function vulkanLoaderFound(env: NodeJS.ProcessEnv = process.env): boolean {
   const lib = 'libvulkan.so.1';
-  const libDirs = [
+  const dirs = [
     ...(env['LD_LIBRARY_PATH'] ?? '').split(':').filter((d) => d !== ''),
     '/usr/lib/x86_64-linux-gnu',
     '/lib/x86_64-linux-gnu',
@@ -137,14 +134,22 @@ export function systemVulkanFound(env: NodeJS.ProcessEnv = process.env): boolean
     '/usr/lib',
     '/usr/local/lib',
   ];
-  let loader = libDirs.some((d) => existsSync(join(d, lib)));
-  if (!loader) {
-    try {
-      loader = readFileSync('/etc/ld.so.cache').includes(lib);
-    } catch {
-      loader = false;
-    }
+  if (dirs.some((d) => existsSync(join(d, lib)))) return true;
+  try {
+    return readFileSync('/etc/ld.so.cache').includes(lib);
+  } catch {
+    return false;
   }
+}
+
+/**
+ * Whether this machine has a Vulkan set-up of its own: the loader
+ * libvulkan.so.1 where the dynamic linker looks, and at least one driver
+ * manifest where the loader looks. A GPU machine has both; this project's
+ * build machine has neither.
+ */
+export function systemVulkanFound(env: NodeJS.ProcessEnv = process.env): boolean {
+  const loader = vulkanLoaderFound(env);
   if (!loader) return false;
   return icdDirs(env).some((d) => {
     try {

@@ -20,9 +20,8 @@
  * isolated per worker process from outside (one container per GPU with
  * NVIDIA_VISIBLE_DEVICES). See docs/gpu.md.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { tf } from './tf.js';
+import { vulkanLoaderFound } from './vulkan-env.js';
 
 /** What initWebgpu reports about the adapter it chose. */
 export interface WebgpuAdapterSummary {
@@ -119,29 +118,8 @@ export function physicalGpuIndex(
   return { index: local };
 }
 
-/**
- * Whether the dynamic linker can find libvulkan.so.1: on LD_LIBRARY_PATH, in
- * the ld.so cache, or in the usual library folders. Only used to word the
- * failure reason; Dawn itself decides.
- */
-export function vulkanLoaderFound(env: NodeJS.ProcessEnv = process.env): boolean {
-  const lib = 'libvulkan.so.1';
-  const dirs = [
-    ...(env['LD_LIBRARY_PATH'] ?? '').split(':').filter((d) => d !== ''),
-    '/usr/lib/x86_64-linux-gnu',
-    '/lib/x86_64-linux-gnu',
-    '/usr/lib/aarch64-linux-gnu',
-    '/usr/lib64',
-    '/usr/lib',
-    '/usr/local/lib',
-  ];
-  if (dirs.some((d) => existsSync(join(d, lib)))) return true;
-  try {
-    return readFileSync('/etc/ld.so.cache').includes(lib);
-  } catch {
-    return false;
-  }
-}
+/** Re-exported where backend.ts has always found it; the check lives with the other Vulkan look-ups. */
+export { vulkanLoaderFound };
 
 async function loadDawn(): Promise<DawnModule> {
   // The package's index.js resolves dist/<platform>-<arch>/dawn.node itself.
