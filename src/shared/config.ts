@@ -4,6 +4,14 @@
  * hands the raw strings back to `resolveConfig`, which validates each value
  * (a ConfigError names the flag and the bad value), rejects unknown keys,
  * and returns a deep-frozen object that is passed down unchanged.
+ *
+ * A value may come from four layers, lowest to highest (docs/configuration.md):
+ *
+ *   default < config file (--config) < environment (DISTGAN_<FLAG>) < flag
+ *
+ * `resolveLayers` takes the layers, validates every value given in any of
+ * them (an error names the flag, the variable or the file and key), keeps the
+ * highest, and reports where each value came from for `--dry-run`.
  */
 import { availableParallelism } from 'node:os';
 import { ConfigError } from './errors.js';
@@ -161,6 +169,213 @@ function flagName(def: OptionDef): string {
   return def.flags.split(/[ ,]/)[0]!.replace(/^--no-/, '--');
 }
 
+// ---------------------------------------------------------------- layers
+
+/**
+ * Where a value came from, as `--dry-run` prints it: `default`,
+ * `file:<path>` (a --config file), `env:<NAME>`, `flag:<--flag>`, or
+ * `checkpoint:<path>` (training options of a --resume).
+ */
+export type ValueSource = string;
+
+/** One value of a layer, as written (a string from a flag or variable, a typed value from a file). */
+export interface RawValue {
+  value: unknown;
+  source: ValueSource;
+}
+
+/** The values one layer gives, by RunConfig key. */
+export type ConfigLayer = Partial<Record<keyof RunConfig, RawValue>>;
+
+export const ENV_PREFIX = 'DISTGAN_';
+
+/** True for a commander flag that takes no value (`--flip`, `--no-batch-norm`). */
+export function isBooleanFlag(flags: string): boolean {
+  return !/[<[]/.test(flags);
+}
+
+/**
+ * The environment variable of a flag: DISTGAN_ and the long flag, upper-cased,
+ * dashes as underscores (--batch-size → DISTGAN_BATCH_SIZE). A negated flag is
+ * named after what it turns off, so the variable holds the option's value:
+ * --no-batch-norm → DISTGAN_BATCH_NORM, and DISTGAN_BATCH_NORM=0 means --no-batch-norm.
+ */
+export function envNameOf(flags: string): string {
+  const long = flags.split(/[ ,]+/).find((s) => s.startsWith('--'));
+  if (long === undefined) throw new Error(`no long flag in ${JSON.stringify(flags)}`);
+  return ENV_PREFIX + long.replace(/^--(no-)?/, '').replace(/-/g, '_').toUpperCase();
+}
+
+const ENV_TRUE = ['1', 'true', 'yes', 'on'];
+const ENV_FALSE = ['0', 'false', 'no', 'off'];
+
+/** A boolean variable: 1/true/yes/on or 0/false/no/off, any case. */
+export function envBool(raw: string, name: string): boolean {
+  const s = raw.trim().toLowerCase();
+  if (ENV_TRUE.includes(s)) return true;
+  if (ENV_FALSE.includes(s)) return false;
+  throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a boolean: use 1/true/yes/on or 0/false/no/off`);
+}
+
+/** A variable's value, or undefined when it is unset or empty (an empty variable counts as unset). */
+export function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v;
+}
+
+/**
+ * The DISTGAN_ variable of one option, as a raw value (booleans already
+ * converted), or undefined when unset. A DISTGAN_NO_<X> variable for a
+ * negated flag is refused rather than silently ignored.
+ */
+export function envOption(flags: string, env: NodeJS.ProcessEnv): RawValue | undefined {
+  const name = envNameOf(flags);
+  if (/^--no-/.test(flags)) {
+    const wrong = ENV_PREFIX + 'NO_' + name.slice(ENV_PREFIX.length);
+    if (envValue(env, wrong) !== undefined) {
+      throw new ConfigError(`${wrong} is not read: variables are named after the option, not its --no- flag; set ${name}=0 for ${flags.split(/[ ,]/)[0]}`);
+    }
+  }
+  const raw = envValue(env, name);
+  if (raw === undefined) return undefined;
+  return { value: isBooleanFlag(flags) ? envBool(raw, name) : raw, source: `env:${name}` };
+}
+
+/** The environment layer: every RUN_OPTIONS flag's DISTGAN_ variable that is set. */
+export function envLayer(env: NodeJS.ProcessEnv): ConfigLayer {
+  const layer: ConfigLayer = {};
+  for (const def of RUN_OPTIONS) {
+    const v = envOption(def.flags, env);
+    if (v) layer[def.key] = v;
+  }
+  return layer;
+}
+
+/** How an error names a value from `source`: the flag, the variable, or the key and its file. */
+export function labelOf(key: string, source: ValueSource): string {
+  const i = source.indexOf(':');
+  const kind = i < 0 ? source : source.slice(0, i);
+  const rest = i < 0 ? '' : source.slice(i + 1);
+  if (kind === 'flag' || kind === 'env') return rest;
+  if (kind === 'file') return `${key} (${rest})`;
+  if (kind === 'checkpoint') return `the checkpoint's ${key}`;
+  return key;
+}
+
+export interface ResolvedConfig {
+  config: Readonly<RunConfig>;
+  /** Where each value came from (ValueSource). */
+  sources: Readonly<Record<keyof RunConfig, ValueSource>>;
+}
+
+/**
+ * Resolves layers given lowest first (file, environment, flags): every value
+ * any layer gives is validated, the highest one is kept, absent keys take
+ * their defaults. Unknown keys are refused.
+ */
+export function resolveLayers(layers: readonly ConfigLayer[]): ResolvedConfig {
+  const known = new Set<string>(RUN_OPTIONS.map((o) => o.key));
+  const out: Record<string, unknown> = {};
+  const sources: Record<string, ValueSource> = {};
+  for (const layer of layers) {
+    for (const k of Object.keys(layer)) {
+      if (!known.has(k)) throw new ConfigError(`unknown option '${k}'`);
+    }
+  }
+  for (const def of RUN_OPTIONS) {
+    for (const layer of layers) {
+      const v = layer[def.key];
+      if (v === undefined || v.value === undefined) continue;
+      out[def.key] = def.parse(v.value, labelOf(def.key, v.source));
+      sources[def.key] = v.source;
+    }
+    if (!(def.key in out)) {
+      out[def.key] = typeof def.default === 'function' ? (def.default as () => unknown)() : def.default;
+      sources[def.key] = 'default';
+    }
+  }
+  const cfg = out as unknown as RunConfig;
+  if (cfg.batchSize < 1) throw new ConfigError('--batch-size must be at least 1');
+  if (cfg.onBadGradient === 'drop-worker') {
+    throw new ConfigError(`${labelOf('onBadGradient', sources.onBadGradient!)} drop-worker needs elastic membership (a run that carries on with fewer workers), which this distgan does not have yet; use fail or skip-step`);
+  }
+  return { config: deepFreeze(cfg), sources: deepFreeze(sources as Record<keyof RunConfig, ValueSource>) };
+}
+
+// ---------------------------------------------------------------- config files
+
+/** Keys a run's config.json holds beside the options (written by the coordinator host). */
+export const RECORD_KEYS = ['worldSize', 'version'] as const;
+
+/** Options that describe one invocation, not a run: a config file's value is ignored. */
+const INVOCATION_KEYS: readonly (keyof RunConfig)[] = ['resume', 'resumeLatestValid', 'dryRun'];
+
+/** A --config file, validated. */
+export interface ConfigFile {
+  path: string;
+  layer: ConfigLayer;
+  /** The run's world size, when the file records one (a run's config.json does). */
+  worldSize?: number;
+  /** Lines to tell the user: keys ignored, a different distgan version. */
+  notes: string[];
+}
+
+/** A hint for a key written as a flag or in snake case ('batch-size' → 'batchSize'). */
+function didYouMean(key: string): string {
+  const norm = (s: string): string => s.replace(/^-+/, '').replace(/^no[-_]/, '').replace(/[-_]/g, '').toLowerCase();
+  const extra: readonly string[] = RECORD_KEYS;
+  const hit = [...RUN_OPTIONS.map((o) => o.key as string), ...extra].find((k) => norm(k) === norm(key));
+  return hit ? ` (did you mean '${hit}'? keys are spelled as in a run's config.json)` : '';
+}
+
+/**
+ * Validates the parsed contents of a --config file (JSON or YAML): the keys of
+ * RunConfig plus a run record's `worldSize` and `version`. Every value is
+ * checked here, so a bad file is an error even where a flag overrides it.
+ *
+ * - `version` differing from `thisVersion` → a note (same options, possibly different maths).
+ * - `out` → used, except in a run record (a file with `version`, as every
+ *   config.json distgan writes has): that names the recorded run's folder,
+ *   which holds its checkpoints, so it is ignored with a note.
+ * - `resume`, `resumeLatestValid`, `dryRun` → ignored (a note when set): they
+ *   describe one invocation, not the run.
+ * - anything else → ConfigError naming the key and the file.
+ */
+export function parseConfigFile(contents: unknown, path: string, thisVersion: string): ConfigFile {
+  if (contents === null || typeof contents !== 'object' || Array.isArray(contents)) {
+    const kind = contents === null ? 'nothing' : Array.isArray(contents) ? 'a list' : `a ${typeof contents}`;
+    throw new ConfigError(`${path}: a config file holds one mapping of option names to values (like a run's config.json), not ${kind}`);
+  }
+  const obj = contents as Record<string, unknown>;
+  const file: ConfigFile = { path, layer: {}, notes: [] };
+  const isRecord = obj.version !== undefined;
+  const source: ValueSource = `file:${path}`;
+  for (const [key, value] of Object.entries(obj)) {
+    if (key === 'version') {
+      if (typeof value !== 'string') throw new ConfigError(`version (${path}): ${JSON.stringify(value)} is not a version string`);
+      if (value !== thisVersion) file.notes.push(`${path} was written by distgan ${value}, this is ${thisVersion}: the same options may not train bit for bit the same`);
+      continue;
+    }
+    if (key === 'worldSize') {
+      file.worldSize = int(1, 4096)(value, `worldSize (${path})`);
+      continue;
+    }
+    const def = RUN_OPTIONS.find((o) => o.key === key);
+    if (!def) throw new ConfigError(`unknown key '${key}' in ${path}${didYouMean(key)}`);
+    if (INVOCATION_KEYS.includes(def.key)) {
+      if (value !== undefined && value !== null && value !== false) file.notes.push(`${key} in ${path} is ignored: it describes one invocation, not the run; give ${flagName(def)} on the command line`);
+      continue;
+    }
+    def.parse(value, labelOf(key, source));
+    if (key === 'out' && isRecord) {
+      file.notes.push(`${path} records a run that wrote to ${String(value)}; that folder is not reused (give --out, else a new runs/<timestamp> folder is made)`);
+      continue;
+    }
+    file.layer[def.key] = { value, source };
+  }
+  return file;
+}
+
 export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -171,27 +386,20 @@ export function deepFreeze<T>(value: T): T {
 
 /**
  * Validates raw option values (strings from the CLI, or values from a JSON
- * config) into a frozen RunConfig. Keys absent from `raw` take their defaults;
- * unknown keys are refused.
+ * config) into a frozen RunConfig. Keys absent from `raw` take their value
+ * from `base`, else their defaults; unknown keys are refused. Errors name the
+ * flag. The CLI uses resolveLayers, which also knows files and variables.
  */
 export function resolveConfig(raw: Record<string, unknown>, base: Partial<RunConfig> = {}): Readonly<RunConfig> {
-  const known = new Set<string>(RUN_OPTIONS.map((o) => o.key));
-  for (const k of Object.keys(raw)) {
-    if (!known.has(k)) throw new ConfigError(`unknown option '${k}'`);
-  }
-  const out: Record<string, unknown> = {};
-  for (const def of RUN_OPTIONS) {
-    const flag = flagName(def);
-    if (raw[def.key] !== undefined) out[def.key] = def.parse(raw[def.key], flag);
-    else if (base[def.key] !== undefined) out[def.key] = def.parse(base[def.key], flag);
-    else out[def.key] = typeof def.default === 'function' ? (def.default as () => unknown)() : def.default;
-  }
-  const cfg = out as unknown as RunConfig;
-  if (cfg.batchSize < 1) throw new ConfigError('--batch-size must be at least 1');
-  if (cfg.onBadGradient === 'drop-worker') {
-    throw new ConfigError("--on-bad-gradient drop-worker needs elastic membership (a run that carries on with fewer workers), which this distgan does not have yet; use fail or skip-step");
-  }
-  return deepFreeze(cfg);
+  const asLayer = (values: Record<string, unknown>): ConfigLayer => {
+    const layer: Record<string, RawValue> = {};
+    for (const [k, value] of Object.entries(values)) {
+      const def = RUN_OPTIONS.find((o) => o.key === k);
+      layer[k] = { value, source: def ? `flag:${flagName(def)}` : `flag:${k}` };
+    }
+    return layer as ConfigLayer;
+  };
+  return resolveLayers([asLayer(base), asLayer(raw)]).config;
 }
 
 /** Picks the TrainingConfig part, e.g. to store in a checkpoint. */

@@ -11,8 +11,9 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 import { CLI_BIN } from '../../shared/version.js';
 import { ConfigError, DistganError } from '../../shared/errors.js';
-import { defaultWorkerCount, int, parseGpuList, visibleDeviceFor } from '../../shared/config.js';
-import { addRunOptions, resolveRun } from '../run-options.js';
+import { defaultWorkerCount, int, parseGpuList, visibleDeviceFor, type ConfigFile, type RawValue } from '../../shared/config.js';
+import { addRunOptions, commandValue, rawString, resolveRun } from '../run-options.js';
+import { readEnv } from '../../shared/env.js';
 import { hostRun } from '../coordinator-host.js';
 import { logLine } from '../output.js';
 import { webgpuChildEnv } from '../../shared/compute/vulkan-env.js';
@@ -68,28 +69,57 @@ async function waitForExit(children: Child[], ms: number): Promise<void> {
   while (children.some((c) => !c.exited) && Date.now() < hard) await new Promise((r) => setTimeout(r, 50));
 }
 
+/** How many workers, on which GPUs, and where each of those came from. */
+interface Placement {
+  workers: number;
+  gpus: number[] | undefined;
+  sources: { workers: string; gpus?: string };
+}
+
+/**
+ * --workers and --gpus: flag > DISTGAN_WORKERS / DISTGAN_GPUS > the --config
+ * file's worldSize (a run's config.json records it: the same number of workers
+ * repeats the same float summation order) > one per detected GPU, else one
+ * per core. The two exclude each other within a layer; across layers the
+ * higher one wins.
+ */
+function resolvePlacement(command: Command, env: NodeJS.ProcessEnv, config: { backend: string }, file: ConfigFile | undefined): Placement {
+  const w = commandValue(command, 'workers', env);
+  const g = commandValue(command, 'gpus', env);
+  const layer = (v: RawValue | undefined): number => (v === undefined ? 0 : v.source.startsWith('flag:') ? 2 : 1);
+  if (w && g && layer(w) === layer(g)) {
+    const [a, b] = [rawString(w).label, rawString(g).label];
+    throw new ConfigError(`${a} and ${b} exclude each other: ${b} starts one worker per listed GPU`);
+  }
+  if (g && layer(g) > layer(w)) {
+    const { raw, label } = rawString(g);
+    const gpus = parseGpuList(raw, label);
+    return { workers: gpus.length, gpus, sources: { workers: g.source, gpus: g.source } };
+  }
+  if (w) {
+    const { raw, label } = rawString(w);
+    return { workers: int(1, 1024)(raw, label), gpus: undefined, sources: { workers: w.source } };
+  }
+  if (file?.worldSize !== undefined) return { workers: file.worldSize, gpus: undefined, sources: { workers: `file:${file.path}` } };
+  const found = config.backend === 'wasm' || config.backend === 'cpu' ? [] : detectGpus();
+  const gpus = found.length ? found : undefined;
+  return { workers: gpus ? gpus.length : defaultWorkerCount(), gpus, sources: { workers: 'default', ...(gpus ? { gpus: 'default' } : {}) } };
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command('launch')
     .description('train on this machine: a coordinator plus one worker process per GPU (or per CPU core without a GPU)')
-    .option('--workers <n>', 'number of local worker processes (default: one per GPU, else one per CPU core)')
-    .option('--gpus <list>', 'comma-separated GPU indices, one worker per GPU, each with CUDA_VISIBLE_DEVICES set to its GPU');
+    .option('--workers <n>', 'number of local worker processes (default: a --config file\'s worldSize, else one per GPU, else one per CPU core)')
+    .option('--gpus <list>', 'comma-separated GPU indices, one worker per GPU, each with CUDA_VISIBLE_DEVICES set to its GPU (default: every GPU nvidia-smi lists)');
   addRunOptions(cmd);
   cmd.action(async (_o: unknown, command: Command) => {
-    const { config, resumeFrom } = await resolveRun(command);
-    const o = command.opts<{ workers?: string; gpus?: string }>();
-    if (o.workers !== undefined && o.gpus !== undefined) throw new ConfigError('--workers and --gpus exclude each other: --gpus starts one worker per listed GPU');
-    let gpus: number[] | undefined = o.gpus !== undefined ? parseGpuList(o.gpus) : undefined;
-    let workers: number;
-    if (gpus) workers = gpus.length;
-    else if (o.workers !== undefined) workers = int(1, 1024)(o.workers, '--workers');
-    else {
-      const found = config.backend === 'wasm' || config.backend === 'cpu' ? [] : detectGpus();
-      gpus = found.length ? found : undefined;
-      workers = gpus ? gpus.length : defaultWorkerCount();
-    }
+    const vars = readEnv().raw;
+    const { config, resumeFrom, sources, file } = await resolveRun(command, vars);
+    const placement = resolvePlacement(command, vars, config, file);
+    const { workers, gpus } = placement;
     if (config.dryRun) {
-      process.stdout.write(JSON.stringify({ command: 'launch', workers, gpus: gpus ?? null, config }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ command: 'launch', workers, gpus: gpus ?? null, config, sources: { ...sources, ...placement.sources } }, null, 2) + '\n');
       return;
     }
 

@@ -1,47 +1,109 @@
 /**
  * `distgan worker`: joins a coordinator. With several --gpus it starts one
  * worker process per GPU, as `torchrun --nproc-per-node` does, each with
- * CUDA_VISIBLE_DEVICES set to its GPU. Rank and world size may come from
- * flags, or from Slurm / a Kubernetes Indexed Job when the flags are absent.
+ * CUDA_VISIBLE_DEVICES set to its GPU.
+ *
+ * Every option may also come from its DISTGAN_ variable (--connect →
+ * DISTGAN_CONNECT), and rank, world size, GPU and coordinator address from
+ * the launcher that started the process — torchrun's RANK / WORLD_SIZE /
+ * LOCAL_RANK / MASTER_ADDR / MASTER_PORT, MPI, Slurm, a Kubernetes Indexed
+ * Job — so `RANK=1 WORLD_SIZE=2 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500
+ * distgan worker` needs no flag (src/shared/scheduler-env.ts has the order).
+ * A worker started by `launch` or by a fanning-out worker (DISTGAN_LAUNCHED=1)
+ * reads no variables: its parent passes everything as flags.
  */
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import type { Dealer } from 'zeromq';
-import { BACKENDS, int, num, oneOf, parseGpuList, visibleDeviceFor, type BackendRequest } from '../../shared/config.js';
+import { BACKENDS, int, num, oneOf, parseGpuList, visibleDeviceFor, type BackendRequest, type RawValue } from '../../shared/config.js';
 import { ConfigError } from '../../shared/errors.js';
 import { initBackend } from '../../shared/compute/backend.js';
 import { openDataset } from '../../shared/data/open.js';
 import { readEnv } from '../../shared/env.js';
 import { CLI_BIN, VERSION } from '../../shared/version.js';
-import { resolveWorkerPlacement } from '../../shared/scheduler-env.js';
+import { masterEndpoint, resolveWorkerPlacement, type WorkerPlacement } from '../../shared/scheduler-env.js';
+import { ENV_HELP, commandValue, rawString } from '../run-options.js';
 import { applyClientCurve, readPublicKeyFile, readSecretKeyFile } from '../../shared/curve.js';
 import { Worker } from '../../worker/worker.js';
 import { logLine } from '../output.js';
 import { webgpuChildEnv } from '../../shared/compute/vulkan-env.js';
 
-interface WorkerFlags {
+/** A worker's options, resolved from flags, DISTGAN_ variables and the launcher's environment. */
+interface WorkerSettings {
   connect: string;
-  rank?: string;
-  backend: string;
-  gpus?: string;
+  backend: BackendRequest;
   dataset?: string;
-  joinTimeout: string;
+  joinTimeout: number;
   curveSecretKey?: string;
   coordinatorPublicKey?: string;
+  placement: WorkerPlacement;
+  /** Where each value came from, for --dry-run. */
+  sources: Record<string, string>;
+}
+
+const DEFAULT_JOIN_TIMEOUT_S = 180;
+
+/** Resolves the worker's options (flag > DISTGAN_ variable > launcher variables > default). */
+function resolveWorker(command: Command, env: NodeJS.ProcessEnv): WorkerSettings {
+  const sources: Record<string, string> = {};
+  const value = (key: string): RawValue | undefined => {
+    const v = commandValue(command, key, env);
+    if (v) sources[key] = v.source;
+    return v;
+  };
+  const given = value('connect');
+  const master = given ? undefined : masterEndpoint(env, 'connect');
+  if (!given && !master) {
+    throw new ConfigError("no coordinator to join: give --connect tcp://HOST:PORT (or set DISTGAN_CONNECT), or set MASTER_ADDR and MASTER_PORT as for torchrun");
+  }
+  const connect = given ? String(given.value) : master!.endpoint;
+  if (master) sources.connect = master.source;
+  const connectLabel = given ? rawString(given).label : 'MASTER_ADDR/MASTER_PORT';
+  if (!/^(tcp|ipc):\/\/.+/.test(connect)) throw new ConfigError(`${connectLabel} ${JSON.stringify(connect)} is not a tcp:// or ipc:// endpoint`);
+
+  const backendV = value('backend');
+  const backend = backendV ? oneOf(BACKENDS)(backendV.value, rawString(backendV).label) : 'auto';
+  sources.backend ??= 'default';
+  const timeoutV = value('joinTimeout');
+  const joinTimeout = timeoutV ? num(0, 86400, { exclusiveMin: true })(timeoutV.value, rawString(timeoutV).label) : DEFAULT_JOIN_TIMEOUT_S;
+  sources.joinTimeout ??= 'default';
+  const dataset = value('dataset');
+  const secret = value('curveSecretKey');
+  const server = value('coordinatorPublicKey');
+  if ((secret === undefined) !== (server === undefined)) {
+    throw new ConfigError('--curve-secret-key and --coordinator-public-key go together');
+  }
+
+  // Flags here; DISTGAN_RANK / DISTGAN_GPUS and the launchers' variables are read by resolveWorkerPlacement.
+  const rankFlag = command.getOptionValueSource('rank') === 'cli' ? int(0, 65535)(command.opts().rank, '--rank') : undefined;
+  const gpusFlag = command.getOptionValueSource('gpus') === 'cli' ? parseGpuList(String(command.opts().gpus)) : undefined;
+  const placement = resolveWorkerPlacement({ ...(rankFlag !== undefined ? { rank: rankFlag } : {}), ...(gpusFlag ? { gpus: gpusFlag } : {}) }, env);
+  Object.assign(sources, placement.sources);
+  if (placement.gpus) sources.gpus = gpusFlag ? 'flag:--gpus' : 'env:DISTGAN_GPUS';
+  return {
+    connect,
+    backend,
+    ...(dataset ? { dataset: String(dataset.value) } : {}),
+    joinTimeout,
+    ...(secret ? { curveSecretKey: String(secret.value) } : {}),
+    ...(server ? { coordinatorPublicKey: String(server.value) } : {}),
+    placement,
+    sources,
+  };
 }
 
 /** One worker process per GPU on this node; returns the worst exit code. */
-async function fanOut(flags: WorkerFlags, gpus: number[], baseRank: number | undefined): Promise<number> {
+async function fanOut(w: WorkerSettings, gpus: number[], baseRank: number | undefined): Promise<number> {
   const codes = await Promise.all(
     gpus.map(
       (gpu, i) =>
         new Promise<number>((resolve) => {
-          const args = [CLI_BIN, 'worker', '--connect', flags.connect, '--backend', flags.backend, '--gpus', '0', '--join-timeout', flags.joinTimeout];
+          const args = [CLI_BIN, 'worker', '--connect', w.connect, '--backend', w.backend, '--gpus', '0', '--join-timeout', String(w.joinTimeout)];
           if (baseRank !== undefined) args.push('--rank', String(baseRank + i));
-          if (flags.dataset) args.push('--dataset', flags.dataset);
-          if (flags.curveSecretKey) args.push('--curve-secret-key', flags.curveSecretKey);
-          if (flags.coordinatorPublicKey) args.push('--coordinator-public-key', flags.coordinatorPublicKey);
-          const base = flags.backend === 'webgpu' ? webgpuChildEnv().env : process.env;
+          if (w.dataset) args.push('--dataset', w.dataset);
+          if (w.curveSecretKey) args.push('--curve-secret-key', w.curveSecretKey);
+          if (w.coordinatorPublicKey) args.push('--coordinator-public-key', w.coordinatorPublicKey);
+          const base = w.backend === 'webgpu' ? webgpuChildEnv().env : process.env;
           const env = { ...base, CUDA_VISIBLE_DEVICES: visibleDeviceFor(gpu, process.env.CUDA_VISIBLE_DEVICES), DISTGAN_LAUNCHED: '1' };
           const p = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
           p.on('exit', (code, signal) => resolve(signal ? 1 : (code ?? 1)));
@@ -56,29 +118,30 @@ export function register(program: Command): void {
   program
     .command('worker')
     .description('join a coordinator and train; with several --gpus, one worker process per GPU')
-    .requiredOption('--connect <endpoint>', "the coordinator's endpoint, e.g. tcp://10.0.0.1:29500")
-    .option('--rank <r>', 'explicit rank (default: from SLURM_PROCID / JOB_COMPLETION_INDEX, else given in join order)')
-    .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')} (default auto)`, 'auto')
-    .option('--gpus <list>', 'GPU indices on this node; one worker process per GPU')
-    .option('--dataset <dir>', "this node's path to the run's dataset, when it differs from the coordinator's (its fingerprint must match)")
-    .option('--join-timeout <s>', 'seconds to wait for the coordinator to answer and start the run (default 180)', '180')
-    .option('--curve-secret-key <file>', "this worker's CURVE key file (from `distgan keygen`)")
-    .option('--coordinator-public-key <file>', "the coordinator's CURVE public key file")
-    .action(async (flags: WorkerFlags) => {
+    .option('--connect <endpoint>', "the coordinator's endpoint, e.g. tcp://10.0.0.1:29500 (default: tcp://MASTER_ADDR:MASTER_PORT when both are set)")
+    .option('--rank <r>', 'explicit rank (default: from RANK, OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID or JOB_COMPLETION_INDEX, else given in join order)')
+    .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')} (default auto)`)
+    .option('--gpus <list>', 'GPU indices on this node; one worker process per GPU (default: from LOCAL_RANK or the scheduler, else the device the backend picks)')
+    .option('--dataset <dir>', "this node's path to the run's dataset, when it differs from the coordinator's; its fingerprint must match (default: the coordinator's)")
+    .option('--join-timeout <s>', `seconds to wait for the coordinator to answer and start the run (default ${DEFAULT_JOIN_TIMEOUT_S})`)
+    .option('--curve-secret-key <file>', "this worker's CURVE key file, from `distgan keygen` (default: none, CURVE off)")
+    .option('--coordinator-public-key <file>', "the coordinator's CURVE public key file (default: none)")
+    .option('--dry-run', 'print the resolved endpoint, rank, GPU and where each came from as JSON, and exit (default off)')
+    .addHelpText('after', `${ENV_HELP}\nRank, world size, GPU and coordinator also come from torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT),\nOpen MPI / PMI, Slurm or a Kubernetes Indexed Job when not given.`)
+    .action(async (_o: unknown, command: Command) => {
       const env = readEnv();
-      const backend = oneOf(BACKENDS)(flags.backend, '--backend') as BackendRequest;
-      const joinTimeout = num(0, 86400, { exclusiveMin: true })(flags.joinTimeout, '--join-timeout');
-      if (!/^(tcp|ipc):\/\/.+/.test(flags.connect)) throw new ConfigError(`--connect ${JSON.stringify(flags.connect)} is not a tcp:// or ipc:// endpoint`);
-      if ((flags.curveSecretKey === undefined) !== (flags.coordinatorPublicKey === undefined)) {
-        throw new ConfigError('--curve-secret-key and --coordinator-public-key go together');
+      // A worker started by launch (or a fanning-out worker) takes everything from its parent's flags.
+      const w = resolveWorker(command, env.launchedByLauncher ? {} : env.raw);
+      const { placement } = w;
+      const dryRun = commandValue(command, 'dryRun', env.launchedByLauncher ? {} : env.raw);
+      if (dryRun?.value === true) {
+        const { sources: _s, ...where } = placement;
+        const out = { command: 'worker', connect: w.connect, ...where, backend: w.backend, dataset: w.dataset ?? null, joinTimeout: w.joinTimeout, curve: w.curveSecretKey !== undefined, sources: w.sources };
+        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+        return;
       }
-      const gpuList = flags.gpus !== undefined ? parseGpuList(flags.gpus) : undefined;
-      const placement = resolveWorkerPlacement(
-        { ...(flags.rank !== undefined ? { rank: int(0, 65535)(flags.rank, '--rank') } : {}), ...(gpuList ? { gpus: gpuList } : {}) },
-        env.raw,
-      );
-      if (gpuList && gpuList.length > 1) {
-        process.exitCode = await fanOut(flags, gpuList, placement.rank);
+      if (placement.gpus) {
+        process.exitCode = await fanOut(w, placement.gpus, placement.rank);
         return;
       }
       if (env.launchedByLauncher) {
@@ -88,20 +151,20 @@ export function register(program: Command): void {
           process.exit(1);
         });
       }
-      const gpuIndex = gpuList?.[0] ?? placement.gpu;
-      const choice = await initBackend(backend, { ...(gpuIndex !== undefined ? { gpuIndex } : {}), log: logLine });
+      const gpuIndex = placement.gpu;
+      const choice = await initBackend(w.backend, { ...(gpuIndex !== undefined ? { gpuIndex } : {}), log: logLine });
       let configureSocket: ((d: Dealer) => Promise<void>) | undefined;
-      if (flags.curveSecretKey && flags.coordinatorPublicKey) {
-        const mine = await readSecretKeyFile(flags.curveSecretKey);
-        const server = await readPublicKeyFile(flags.coordinatorPublicKey);
+      if (w.curveSecretKey && w.coordinatorPublicKey) {
+        const mine = await readSecretKeyFile(w.curveSecretKey);
+        const server = await readPublicKeyFile(w.coordinatorPublicKey);
         configureSocket = async (d) => applyClientCurve(d, { ...mine, serverPublicKey: server });
       }
       const worker = new Worker({
-        connect: flags.connect,
+        connect: w.connect,
         ...(placement.rank !== undefined ? { rank: placement.rank } : {}),
         backend: { name: choice.name, reason: choice.reason },
-        openDataset: (ref, o) => openDataset(flags.dataset ?? ref, o),
-        joinTimeout,
+        openDataset: (ref, o) => openDataset(w.dataset ?? ref, o),
+        joinTimeout: w.joinTimeout,
         version: VERSION,
         log: logLine,
         ...(configureSocket ? { configureSocket } : {}),
@@ -111,4 +174,3 @@ export function register(program: Command): void {
       process.exitCode = exit.code;
     });
 }
-
