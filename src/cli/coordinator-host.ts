@@ -1,7 +1,8 @@
 /**
  * Everything around a Coordinator that `launch` and `coordinator` share:
  * the run folder, the coordinator's own backend and mirror, observers
- * (progress, Prometheus, status page) and the HTTP server.
+ * (progress, the run log files log.txt and stats.jsonl, Prometheus, status
+ * page) and the HTTP server.
  */
 import { mkdir, stat, readdir } from 'node:fs/promises';
 import { removeStaleTempFiles, writeJsonAtomic } from '../shared/atomic-write.js';
@@ -21,6 +22,7 @@ import type { RunObserver } from '../coordinator/observer.js';
 import { ProgressObserver } from '../coordinator/progress.js';
 import { PrometheusObserver } from '../coordinator/metrics.js';
 import { StatusObserver } from '../coordinator/status-page.js';
+import { LineAppender, RUN_LOG_FILE_NAME, STATS_FILE_NAME, StatsFileObserver } from '../coordinator/stats-file.js';
 import { startHttpServer } from '../coordinator/http-server.js';
 import { readEnv } from '../shared/env.js';
 
@@ -79,9 +81,20 @@ export async function hostRun(opts: {
   const json = config.logFormat === 'json';
   const stream = json ? process.stdout : process.stderr;
   const progress = new ProgressObserver({ format: config.logFormat, stream, isTTY: Boolean(stream.isTTY) && !env.ci, every: config.logEvery });
+  // The run log in the run folder, opened once the folder exists (a refused start writes nothing):
+  // log.txt gets the plain-format progress and every printed line with a timestamp, stats.jsonl the
+  // machine-readable record (`distgan report`). Neither can stop training: a write error is
+  // reported once and that file goes quiet.
+  const logFile = new LineAppender(join(out, RUN_LOG_FILE_NAME), { onError: (m) => log(`run log: ${m}`) });
+  const fileProgress = new ProgressObserver({ format: 'plain', stream: logFile.asWritable(), every: config.logEvery });
+  const stamp = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   // Every line of this run, workers' included, goes through the progress observer:
   // above the bar, as is in plain mode, as a {"event":"log"} object in json mode.
-  const log = (line: string): void => progress.printLine(`distgan: ${line}`);
+  const printLine = (line: string, source?: string): void => {
+    progress.printLine(line, source);
+    fileProgress.printLine(`${stamp()} ${source === undefined ? '' : `[${source}] `}${line}`);
+  };
+  const log = (line: string): void => printLine(`distgan: ${line}`);
   // Everything that can reject bad input runs before the run folder is created.
   const backend = await initBackend(coordinatorBackend(config.backend), { log: () => {} });
   log(`the coordinator's own model copy (sample grids, export) runs on ${backend.name}; workers choose theirs with --backend ${config.backend}`);
@@ -95,7 +108,8 @@ export async function hostRun(opts: {
     throw new ConfigError(`--resume: the dataset ${config.dataset} is not the data the checkpoint was trained on (fingerprint differs)`);
   }
 
-  const observers: RunObserver[] = [progress];
+  const statsFile = new StatsFileObserver({ path: join(out, STATS_FILE_NAME), every: config.logEvery, config: { ...config, out, worldSize: opts.worldSize, version: VERSION }, log });
+  const observers: RunObserver[] = [progress, fileProgress, statsFile];
   const registry = config.metricsPort !== 0 ? new Registry() : undefined;
   const status = registry ? new StatusObserver() : undefined;
   if (registry && status) observers.push(new PrometheusObserver(registry), status);
@@ -126,6 +140,7 @@ export async function hostRun(opts: {
     const removed = await removeStaleTempFiles(join(out, 'checkpoints'));
     if (removed.length > 0) log(`removed ${removed.length} temporary file(s) left by an interrupted checkpoint write: ${removed.join(', ')}`);
     await writeJsonAtomic(join(out, 'config.json'), { ...config, out, worldSize: opts.worldSize, version: VERSION });
+    logFile.open();
   } catch (e) {
     await coordinator.close();
     await server?.close();
@@ -138,11 +153,12 @@ export async function hostRun(opts: {
     coordinator,
     endpoint,
     ...(server ? { metricsUrl: server.url } : {}),
-    printLine: (line, source) => progress.printLine(line, source),
+    printLine,
     async close() {
       await coordinator.close();
       await server?.close();
       for (const o of observers) await o.close?.();
+      await logFile.close();
       run.trainer.dispose();
       await dataset.close();
     },
