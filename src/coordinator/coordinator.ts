@@ -1,18 +1,13 @@
 /**
- * The coordinator's thin I/O loop around the pure state machine (machine.ts).
+ * The coordinator's I/O loop around the pure state machine (machine.ts).
  *
- * It binds a ZeroMQ ROUTER, turns frames, child exits, signals and clock ticks
- * into machine events (one at a time, in arrival order), and executes the
- * actions the machine returns: sending messages, averaging gradients,
- * updating its mirror of the model, writing samples and checkpoints, and
- * reporting to observers.
- *
- * The mirror: the coordinator applies every averaged gradient to its own copy
- * of the trainer state with the same deterministic flat Adam the workers use,
- * so it holds the replicas' exact weights without asking for them. That copy
- * is what checkpoints, sample grids and the generator export are made from,
- * and it is compared against the workers' checksums. It applies a step's D
- * and G updates all or nothing, so a failure can never leave it half-applied.
+ * It binds a ZeroMQ ROUTER, turns frames, child exits, signals, clock ticks
+ * and its own exceptions into machine events (one at a time, in arrival
+ * order), and executes the actions the machine returns: sending messages,
+ * reducing the accepted contributions (reduction/), queueing updates on the
+ * mirror (mirror.ts), writing samples, checkpoints and the export, and
+ * reporting to observers. Which results count, when to sample or checkpoint,
+ * and what a failure does are the machine's decisions, not this loop's.
  *
  * Hostile or broken peers: every send is non-blocking (sendTimeout 0); a
  * failed send to a member becomes an `unreachable` event for the machine,
@@ -23,21 +18,24 @@
  * peer-supplied string is escaped before it is logged. Each result is
  * inspected by the gradient guard as it arrives (gradient-guard.ts).
  */
-import { writeJsonAtomic } from '../shared/atomic-write.js';
 import { join, resolve } from 'node:path';
 import { Router } from 'zeromq';
+import { writeJsonAtomic } from '../shared/atomic-write.js';
 import type { RunConfig } from '../shared/config.js';
-import { BindError, DistganError, NumericError, ProtocolError, ReplicaDivergedError, describeError } from '../shared/errors.js';
-import { EMPTY_F32, EMPTY_I32, MsgType, decode, encode, maxInboundFrameBytes, payloadBytes, type Message, type PhaseStatsWire, type RunSpecWire } from '../shared/protocol.js';
+import { BindError, DistganError, ReplicaDivergedError, describeError } from '../shared/errors.js';
+import { EMPTY_F32, EMPTY_I32, MsgType, decode, encode, maxInboundFrameBytes, payloadBytes, type Message, type RunSpecWire } from '../shared/protocol.js';
 import { EpochSampler, positionRange, sliceBounds } from '../shared/data/sampler.js';
 import { writeCheckpoint, type Checkpoint } from '../shared/checkpoint.js';
 import type { BuiltRun } from '../shared/run.js';
 import { writeSampleGrid } from '../shared/samples.js';
 import { exportGenerator } from '../shared/gan/export.js';
 import { initialState, step as machineStep, type Action, type Event, type MachineState } from './machine.js';
-import { ObserverFanout, type PhaseSeconds, type RankStep, type RunObserver, type RunSummary, type StepReport } from './observer.js';
+import { ObserverFanout, type RunObserver, type RunSummary } from './observer.js';
 import { inspectContribution } from './gradient-guard.js';
 import { PeerLimiter, printable } from './peer-limiter.js';
+import { Mirror, type Update } from './mirror.js';
+import { DEFAULT_REDUCTION, REDUCTIONS, type Reduction } from './reduction/index.js';
+import { steadyRates, summarizeStep, type RankResult, type StepStats } from './step-summary.js';
 
 export interface CoordinatorOptions {
   config: Readonly<RunConfig>;
@@ -46,6 +44,8 @@ export interface CoordinatorOptions {
   bind: string;
   /** The flag `bind` came from, for errors (default --bind). */
   bindFlag?: string;
+  /** Name of the reduction (reduction/index.ts); default star. */
+  reduction?: string;
   /** The run as built on the coordinator (dataset, spec, mirror trainer). */
   run: BuiltRun;
   /** Present on --resume. */
@@ -61,40 +61,6 @@ export interface CoordinatorOptions {
   tickMs?: number;
 }
 
-interface RankResult {
-  grad: Float32Array;
-  aux: Float32Array;
-  stats: PhaseStatsWire;
-  computeSeconds: number;
-  dataSeconds: number;
-  applySeconds: number;
-  receivedAt: number;
-}
-
-/**
- * Sums per-rank arrays in rank order, so the float result never depends on
- * arrival order. Gradients arrive pre-scaled by each rank's share of the batch
- * (weights omitted); BN statistics arrive raw and are weighted here by share.
- */
-function sumInRankOrder(parts: readonly Float32Array[], length: number, weights?: readonly number[]): Float32Array {
-  const out = new Float32Array(length);
-  parts.forEach((p, r) => {
-    if (p.length !== length) throw new ProtocolError(`rank ${r} sent ${p.length} floats, expected ${length}`);
-    const w = weights?.[r] ?? 1;
-    if (w === 1) for (let i = 0; i < length; i++) out[i]! += p[i]!;
-    else for (let i = 0; i < length; i++) out[i]! += w * p[i]!;
-  });
-  return out;
-}
-
-/** A step's averaged updates, waiting for the mirror; `g: 'skip'` when the guard discarded G's. */
-interface MirrorDue {
-  /** Training steps completed once applied. */
-  step: number;
-  d: { grad: Float32Array; aux: Float32Array };
-  g: { grad: Float32Array; aux: Float32Array } | 'skip';
-}
-
 /** Peer identities travel as hex strings through the machine; the socket wants the bytes back. */
 const identityBytes = (hex: string): Buffer => Buffer.from(hex, 'hex');
 
@@ -105,6 +71,8 @@ function escapeStrings<T extends Message>(msg: T): T {
   return out as T;
 }
 
+const NO_UPDATE: Update = { grad: EMPTY_F32, aux: EMPTY_F32 };
+
 export class Coordinator {
   private readonly router = new Router();
   private state!: MachineState;
@@ -114,6 +82,8 @@ export class Coordinator {
   private readonly bounds: Array<[number, number]>;
   /** Each rank's share of the global batch, the weight of its BN statistics. */
   private readonly shares: number[];
+  private readonly reduction: Reduction;
+  private readonly mirror: Mirror<BuiltRun['trainer']>;
   private queue: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
   private settle!: { resolve: (s: RunSummary) => void; reject: (e: unknown) => void };
@@ -121,34 +91,25 @@ export class Coordinator {
   private closed = false;
   private boundEndpoint = '';
 
-  private dResults: (RankResult | undefined)[] = [];
-  private gResults: (RankResult | undefined)[] = [];
-  private pendingD: { grad: Float32Array; aux: Float32Array } | undefined;
-  private pendingG: { grad: Float32Array; aux: Float32Array } = { grad: EMPTY_F32, aux: EMPTY_F32 };
+  /** The current step's averaged D update, sent with GStep and queued on the mirror with G's. */
+  private pendingD: Update | undefined;
+  /** The previous step's averaged G update, sent with the next DStep (or Finish). */
+  private pendingG: Update = NO_UPDATE;
   /** The previous step's G update was discarded (skip-step): tell workers to count it. */
   private pendingSkipG = false;
-  private dPhaseStart = 0;
-  private gPhaseStart = 0;
-  private stepStart = 0;
-  private bytesSent = 0;
-  private bytesReceived = 0;
+  private times = { start: 0, dPhaseStart: 0, gPhaseStart: 0 };
+  private bytes = { sent: 0, received: 0 };
   private runStart = 0;
   private imagesDone = 0;
   private stepsDone = 0;
-  private lastStats = { dLoss: NaN, gLoss: NaN, dAccuracyReal: NaN, dAccuracyFake: NaN };
+  private lastStats: StepStats = { dLoss: NaN, gLoss: NaN, dAccuracyReal: NaN, dAccuracyFake: NaN };
   private stepTimes: number[] = [];
-  /** A completed step's averaged gradients that the mirror has yet to apply. */
-  private mirrorDue: MirrorDue | undefined;
-  /** Training steps the mirror's state has completed. */
-  private mirrorStep = 0;
+  private exchangeTimes: number[] = [];
   /** Log lines about misbehaving peers: 5 per peer, then one per 10 s; 20/s across all peers. */
   private readonly logLimiter = new PeerLimiter({ burst: 5, perSecond: 0.1, globalBurst: 20, globalPerSecond: 1 });
   /** Handshakes (Hello) answered: 3 per peer, then one per second; 50/s across all peers. */
   private readonly helloLimiter = new PeerLimiter({ burst: 3, perSecond: 1, globalBurst: 100, globalPerSecond: 50 });
-  /** Sends to non-members that failed (peer gone, or not reading): counted, never fatal. */
-  private strangerSendsDropped = 0;
   private lastSuppressionNote = 0;
-  private exchangeTimes: number[] = [];
   private readonly runSpec: RunSpecWire;
 
   constructor(private readonly opts: CoordinatorOptions) {
@@ -158,10 +119,15 @@ export class Coordinator {
     if (config.batchSize < opts.worldSize) {
       throw new DistganError('DISTGAN_E_CONFIG', `--batch-size ${config.batchSize} is smaller than the world size ${opts.worldSize}: every worker needs at least one sample`, { exitCode: 2 });
     }
+    const reduction = REDUCTIONS[opts.reduction ?? DEFAULT_REDUCTION];
+    if (!reduction) throw new DistganError('DISTGAN_E_CONFIG', `reduction ${JSON.stringify(opts.reduction)} is not one of ${Object.keys(REDUCTIONS).join(', ')}`, { exitCode: 2 });
+    this.reduction = reduction;
     this.sampler = new EpochSampler(run.dataset.count, config.batchSize, config.seed);
     this.bounds = sliceBounds(config.batchSize, opts.worldSize);
     this.shares = this.bounds.map(([s, e]) => (e - s) / config.batchSize);
     this.runSpec = run.wire;
+    const startStep = opts.resumeFrom?.header.step ?? 0;
+    this.mirror = new Mirror(run.trainer, startStep);
     this.finished = new Promise<RunSummary>((res, rej) => {
       this.settle = { resolve: res, reject: rej };
     });
@@ -216,11 +182,12 @@ export class Coordinator {
         version: this.opts.version,
         guard: { normFactor: config.gradNormFactor, normMax: config.gradNormMax },
         onBadGradient: config.onBadGradient === 'skip-step' ? 'skip-step' : 'fail',
+        sampleEvery: config.sampleEvery,
+        checkpointEvery: config.checkpointEvery,
       },
       this.now(),
     );
     this.stepsDone = startStep;
-    this.mirrorStep = startStep;
     this.fanout.runStarted({
       runId: run.wire.runId,
       dataset: run.dataset.name,
@@ -250,6 +217,11 @@ export class Coordinator {
     this.rejected(peer, printable(reason, 500));
   }
 
+  /** SIGINT/SIGTERM: checkpoint and stop every worker. */
+  interrupt(signal: string): void {
+    this.enqueue({ type: 'interrupt', signal });
+  }
+
   /** Counts a rejected peer or message; prints it within the per-peer log budget. */
   private rejected(peer: string, reason: string): void {
     const now = this.now();
@@ -262,13 +234,24 @@ export class Coordinator {
     }
   }
 
-  /** SIGINT/SIGTERM: checkpoint and stop every worker. */
-  interrupt(signal: string): void {
-    this.enqueue({ type: 'interrupt', signal });
-  }
-
+  /**
+   * Events are handled one at a time. An exception while executing one
+   * becomes a `crash` event, so a failure takes the machine's one failure
+   * path (checkpoint if anything completed, stop the workers, name the
+   * cause); an exception while handling that ends the run directly.
+   */
   private enqueue(ev: Event): void {
-    this.queue = this.queue.then(() => this.handle(ev)).catch((e) => this.crash(e));
+    this.queue = this.queue
+      .then(() => this.handle(ev))
+      .catch((e) => {
+        const error = e instanceof DistganError ? e : new DistganError('DISTGAN_E_INTERNAL', `coordinator failed: ${describeError(e)}`, { cause: e });
+        return this.handle({ type: 'crash', error });
+      })
+      .catch((e) => {
+        if (this.closed) return;
+        void this.close();
+        this.settle.reject(e);
+      });
   }
 
   private async receiveLoop(): Promise<void> {
@@ -278,7 +261,7 @@ export class Coordinator {
         frames = await this.router.receive();
       } catch (e) {
         if (this.closed) return;
-        this.crash(e);
+        this.enqueue({ type: 'crash', error: new DistganError('DISTGAN_E_INTERNAL', `the coordinator's socket failed: ${describeError(e)}`, { cause: e }) });
         return;
       }
       const [identity, ...rest] = frames;
@@ -292,7 +275,7 @@ export class Coordinator {
         this.rejected(id, `malformed message from peer ${id.slice(0, 8)}: ${printable(describeError(e), 300)}`);
         continue;
       }
-      this.bytesReceived += payloadBytes(rest);
+      this.bytes.received += payloadBytes(rest);
       const ev = this.toEvent(id, escapeStrings(msg));
       if (ev) this.enqueue(ev);
     }
@@ -322,11 +305,8 @@ export class Coordinator {
         const expected = { gradLength: phase === 'd' ? trainer.dParamCount : trainer.gParamCount, auxLength: trainer.auxCount };
         // Inspected on arrival, overlapping the wait for the other ranks; the machine judges it.
         const check = rank >= 0 ? inspectContribution(msg.frames.grad, msg.frames.aux, expected, this.shares[rank]!) : { norm: NaN, problem: 'not a member' };
-        if (rank >= 0 && msg.step === this.state.step) {
-          const r: RankResult = { grad: msg.frames.grad, aux: msg.frames.aux, stats: msg.stats, computeSeconds: msg.computeSeconds, dataSeconds: msg.dataSeconds, applySeconds: msg.applySeconds, receivedAt: at };
-          (phase === 'd' ? this.dResults : this.gResults)[rank] = r;
-        }
-        return { type: 'result', identity, phase, step: msg.step, check, ...(msg.checksum === undefined ? {} : { checksum: msg.checksum }) };
+        const payload: RankResult = { grad: msg.frames.grad, aux: msg.frames.aux, stats: msg.stats, computeSeconds: msg.computeSeconds, dataSeconds: msg.dataSeconds, applySeconds: msg.applySeconds, receivedAt: at };
+        return { type: 'result', identity, phase, step: msg.step, check, payload, ...(msg.checksum === undefined ? {} : { checksum: msg.checksum }) };
       }
       case MsgType.Finished:
         return { type: 'finished', identity, step: msg.step, checksum: msg.checksum };
@@ -354,20 +334,21 @@ export class Coordinator {
     const frames = encode(msg);
     try {
       await this.router.send([identityBytes(identity), ...frames]);
-      this.bytesSent += payloadBytes(frames);
+      this.bytes.sent += payloadBytes(frames);
     } catch (e) {
       if (this.closed) return;
-      if (this.rankOf(identity) >= 0) {
-        this.enqueue({ type: 'unreachable', identity, reason: describeError(e) });
-      } else {
-        this.strangerSendsDropped++;
-        this.rejected(identity, `reply to peer ${identity.slice(0, 8)} dropped: ${describeError(e)}`);
-      }
+      if (this.rankOf(identity) >= 0) this.enqueue({ type: 'unreachable', identity, reason: describeError(e) });
+      else this.rejected(identity, `reply to peer ${identity.slice(0, 8)} dropped: ${describeError(e)}`);
     }
   }
 
-  private memberIdentity(rank: number): string {
-    return this.state.members[rank]!.identity;
+  /** Sends one message per rank, built for that rank's slice of the batch. */
+  private async toEachRank(build: (rank: number, slice: [number, number]) => Message): Promise<void> {
+    for (let r = 0; r < this.opts.worldSize; r++) await this.send(this.state.members[r]!.identity, build(r, this.bounds[r]!));
+  }
+
+  private reduce(parts: unknown[], gradLength: number): Update {
+    return this.reduction.reduce(parts as RankResult[], { gradLength, shares: this.shares });
   }
 
   private async execute(a: Action): Promise<void> {
@@ -387,89 +368,84 @@ export class Coordinator {
         this.fanout.workerJoined({ rank: a.member.rank, host: a.member.host, pid: a.member.pid, backend: a.member.backend });
         return;
       case 'init': {
-        const { step, ...frames } = run.trainer.getState();
+        const { step, ...frames } = this.mirror.current().getState();
         this.runStart = this.now();
-        for (let r = 0; r < this.opts.worldSize; r++) {
-          await this.send(this.memberIdentity(r), { t: MsgType.Init, step, frames });
-        }
+        await this.toEachRank(() => ({ t: MsgType.Init, step, frames }));
         this.opts.log(`all ${this.opts.worldSize} workers ready; training steps ${this.state.opts.startStep}..${config.steps}`);
         return;
       }
       case 'start-d': {
-        this.stepStart = this.now();
-        this.dPhaseStart = this.stepStart;
-        this.dResults = [];
-        this.gResults = [];
+        this.times = { start: this.now(), dPhaseStart: this.now(), gPhaseStart: 0 };
         const indices = this.sampler.indices(a.step);
         const nextIndices = a.step + 1 < config.steps ? this.sampler.indices(a.step + 1) : EMPTY_I32;
-        for (let r = 0; r < this.opts.worldSize; r++) {
-          const [s, e] = this.bounds[r]!;
-          await this.send(this.memberIdentity(r), {
-            t: MsgType.DStep,
-            step: a.step,
-            globalBatch: config.batchSize,
-            checksum: a.checksum,
-            skipG: this.pendingSkipG,
-            frames: {
-              positions: positionRange(s, e),
-              indices: indices.subarray(s, e),
-              nextIndices: nextIndices.length ? nextIndices.subarray(s, e) : EMPTY_I32,
-              gGrad: this.pendingG.grad,
-              gAux: this.pendingG.aux,
-            },
-          });
-        }
+        const g = this.pendingG;
+        const skipG = this.pendingSkipG;
+        await this.toEachRank((_r, [s, e]) => ({
+          t: MsgType.DStep,
+          step: a.step,
+          globalBatch: config.batchSize,
+          checksum: a.checksum,
+          skipG,
+          frames: {
+            positions: positionRange(s, e),
+            indices: indices.subarray(s, e),
+            nextIndices: nextIndices.length ? nextIndices.subarray(s, e) : EMPTY_I32,
+            gGrad: g.grad,
+            gAux: g.aux,
+          },
+        }));
         this.pendingSkipG = false;
         // The mirror catches up with the previous step now, while workers compute.
-        this.flushMirror();
+        this.mirror.current();
         return;
       }
       case 'reduce-d': {
-        this.pendingD = this.averaged(this.dResults as RankResult[], run.trainer.dParamCount);
-        const { grad, aux } = this.pendingD;
-        this.gPhaseStart = this.now();
-        for (let r = 0; r < this.opts.worldSize; r++) {
-          const [s, e] = this.bounds[r]!;
-          await this.send(this.memberIdentity(r), { t: MsgType.GStep, step: a.step, globalBatch: config.batchSize, frames: { positions: positionRange(s, e), dGrad: grad, dAux: aux } });
-        }
+        const d = this.reduce(a.parts, run.trainer.dParamCount);
+        this.pendingD = d;
+        this.times.gPhaseStart = this.now();
+        await this.toEachRank((_r, [s, e]) => ({ t: MsgType.GStep, step: a.step, globalBatch: config.batchSize, frames: { positions: positionRange(s, e), dGrad: d.grad, dAux: d.aux } }));
         return;
       }
       case 'reduce-g': {
-        this.pendingG = this.averaged(this.gResults as RankResult[], run.trainer.gParamCount);
+        this.pendingG = this.reduce(a.gParts, run.trainer.gParamCount);
         // The mirror applies this step (D then G, exactly as every worker does)
-        // after the next step has been dispatched, off the critical path; see flushMirror.
-        this.mirrorDue = { step: a.step + 1, d: this.pendingD!, g: this.pendingG };
+        // once the next step has been sent out, off the critical path.
+        this.mirror.queue({ step: a.step + 1, d: this.pendingD!, g: this.pendingG });
         this.pendingD = undefined;
         this.stepsDone = a.step + 1;
-        this.report(a.step + 1);
-        await this.periodic(a.step + 1);
+        this.reportStep(a.step + 1, a.dParts as RankResult[], a.gParts as RankResult[]);
         return;
       }
       case 'skip': {
         // Nothing of the refused phase was averaged or sent. A D phase drops the
         // whole step; a G phase keeps D's update (every replica applied it).
-        if (a.phase === 'g') this.mirrorDue = { step: a.step + 1, d: this.pendingD!, g: 'skip' };
-        else this.mirrorStep = a.step + 1; // the mirror already holds the state the next step starts from
+        if (a.phase === 'g') this.mirror.queue({ step: a.step + 1, d: this.pendingD!, g: 'skip' });
+        else this.mirror.skipped(a.step + 1);
         this.pendingD = undefined;
-        this.pendingG = { grad: EMPTY_F32, aux: EMPTY_F32 };
+        this.pendingG = NO_UPDATE;
         this.pendingSkipG = a.phase === 'g';
         this.stepsDone = a.step + 1;
-        await this.periodic(a.step + 1);
         return;
       }
       case 'verify-checksums': {
-        this.flushMirror();
-        const mine = run.trainer.checksum();
+        const mine = this.mirror.current().checksum();
         if (a.checksums.some((c) => c !== mine)) {
-          this.enqueue({ type: 'diverged', message: `the workers' weights (checksum ${a.checksums[0]!.slice(0, 16)}) differ from the coordinator's mirror (${mine.slice(0, 16)}) at step ${a.step}` });
+          // Thrown, so the rest of this transition (a final checkpoint, the export) does not happen.
+          throw new ReplicaDivergedError(`the workers' weights (checksum ${a.checksums[0]!.slice(0, 16)}) differ from the coordinator's mirror (${mine.slice(0, 16)}) at step ${a.step}`);
         }
         return;
       }
+      case 'sample':
+        await this.writeSample(a.step);
+        return;
+      case 'checkpoint':
+        await this.writeCheckpointAt(a.step, a.reason);
+        return;
+      case 'export':
+        await exportGenerator(this.mirror.current(), resolve(config.out));
+        return;
       case 'finish':
-        this.flushMirror();
-        for (let r = 0; r < this.opts.worldSize; r++) {
-          await this.send(this.memberIdentity(r), { t: MsgType.Finish, step: a.step, skipG: this.pendingSkipG, frames: { gGrad: this.pendingG.grad, gAux: this.pendingG.aux } });
-        }
+        await this.toEachRank(() => ({ t: MsgType.Finish, step: a.step, skipG: this.pendingSkipG, frames: { gGrad: this.pendingG.grad, gAux: this.pendingG.aux } }));
         return;
       case 'done':
         await this.complete();
@@ -480,158 +456,89 @@ export class Coordinator {
     }
   }
 
-  /**
-   * The step's gradient and BN statistics across ranks: gradients summed
-   * (pre-scaled), BN weighted by share. Every contribution passed the guard;
-   * the sum is checked too (finite parts can still overflow when the norm
-   * limits are switched off) before anything is sent on.
-   */
-  private averaged(results: readonly RankResult[], paramCount: number): { grad: Float32Array; aux: Float32Array } {
-    const auxLength = results[0]!.aux.length;
-    const out = {
-      grad: sumInRankOrder(results.map((x) => x.grad), paramCount),
-      aux: auxLength ? sumInRankOrder(results.map((x) => x.aux), auxLength, this.shares) : EMPTY_F32,
-    };
-    for (const [name, arr] of [['gradient', out.grad], ['BN statistics', out.aux]] as const) {
-      for (let i = 0; i < arr.length; i++) {
-        const x = arr[i]!;
-        if (x - x !== 0) throw new NumericError(`the averaged ${name} overflowed at element ${i} (${x}) although every rank's part was finite; set --grad-norm-max to refuse such parts`);
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Brings the mirror to the last completed step, all or nothing: both
-   * updates are checked before either is applied. Must run before the mirror
-   * is sampled, checkpointed or checksummed.
-   */
-  private flushMirror(): void {
-    const due = this.mirrorDue;
-    if (!due) return;
-    const { trainer } = this.opts.run;
-    trainer.checkUpdate('d', due.d.grad, due.d.aux);
-    if (due.g !== 'skip') trainer.checkUpdate('g', due.g.grad, due.g.aux);
-    this.mirrorDue = undefined;
-    trainer.applyDGradients(due.d.grad, due.d.aux);
-    if (due.g === 'skip') trainer.skipGUpdate();
-    else trainer.applyGGradients(due.g.grad, due.g.aux);
-    this.mirrorStep = due.step;
-  }
-
-  private report(stepNumber: number): void {
-    const d = this.dResults as RankResult[];
-    const g = this.gResults as RankResult[];
-    const end = this.now();
-    const B = this.opts.config.batchSize;
-    const weights = this.shares;
-    const wsum = (f: (r: RankResult) => number | undefined, rs: RankResult[]): number => rs.reduce((acc, r, i) => acc + weights[i]! * (f(r) ?? NaN), 0);
-    this.lastStats = {
-      dLoss: wsum((r) => r.stats.dLoss, d),
-      gLoss: wsum((r) => r.stats.gLoss, g),
-      dAccuracyReal: wsum((r) => r.stats.dAccuracyReal, d),
-      dAccuracyFake: wsum((r) => r.stats.dAccuracyFake, d),
-    };
-    const max = (xs: number[]): number => xs.reduce((a, b) => Math.max(a, b), 0);
-    const dWall = (this.gPhaseStart - this.dPhaseStart) / 1000;
-    const gWall = (end - this.gPhaseStart) / 1000;
-    const dBusy = max(d.map((r) => r.dataSeconds + r.computeSeconds + r.applySeconds));
-    const gBusy = max(g.map((r) => r.computeSeconds + r.applySeconds));
-    const phaseSeconds: PhaseSeconds = {
-      data: max(d.map((r) => r.dataSeconds)),
-      d_compute: max(d.map((r) => r.computeSeconds)),
-      d_exchange: Math.max(0, dWall - dBusy),
-      g_compute: max(g.map((r) => r.computeSeconds)),
-      g_exchange: Math.max(0, gWall - gBusy),
-      apply: max(d.map((r, i) => r.applySeconds + g[i]!.applySeconds)),
-    };
-    const ranks: RankStep[] = d.map((r, i) => ({
-      rank: i,
-      computeSeconds: r.computeSeconds + g[i]!.computeSeconds,
-      dataSeconds: r.dataSeconds,
-      timestamp: g[i]!.receivedAt / 1000,
-    }));
-    const stepSeconds = (end - this.stepStart) / 1000;
-    this.stepTimes.push(stepSeconds);
-    this.exchangeTimes.push(phaseSeconds.d_exchange + phaseSeconds.g_exchange);
-    this.imagesDone += B;
-    const report: StepReport = {
+  private reportStep(stepNumber: number, d: RankResult[], g: RankResult[]): void {
+    const report = summarizeStep({
       step: stepNumber,
-      images: B,
-      ...this.lastStats,
-      stepSeconds,
-      phaseSeconds,
-      exchangeBytes: { sent: this.bytesSent, received: this.bytesReceived },
-      ranks,
-      time: end / 1000,
-    };
-    this.bytesSent = 0;
-    this.bytesReceived = 0;
+      globalBatch: this.opts.config.batchSize,
+      shares: this.shares,
+      d,
+      g,
+      times: { ...this.times, end: this.now() },
+      bytes: this.bytes,
+    });
+    this.bytes = { sent: 0, received: 0 };
+    this.lastStats = { dLoss: report.dLoss, gLoss: report.gLoss, dAccuracyReal: report.dAccuracyReal, dAccuracyFake: report.dAccuracyFake };
+    this.stepTimes.push(report.stepSeconds);
+    this.exchangeTimes.push(report.phaseSeconds.d_exchange + report.phaseSeconds.g_exchange);
+    this.imagesDone += report.images;
     this.fanout.stepCompleted(report);
   }
 
-  private async periodic(stepNumber: number): Promise<void> {
-    const { config } = this.opts;
-    const last = stepNumber >= config.steps;
-    const sample = !last && config.sampleEvery > 0 && stepNumber % config.sampleEvery === 0;
-    const checkpoint = !last && config.checkpointEvery > 0 && stepNumber % config.checkpointEvery === 0;
-    if (sample) await this.writeSample(stepNumber);
-    if (checkpoint) await this.writeCheckpointNow();
-  }
-
-  private async writeSample(stepNumber: number): Promise<string | undefined> {
-    this.flushMirror();
+  private async writeSample(stepNumber: number): Promise<void> {
     try {
-      const path = await writeSampleGrid(this.opts.run, resolve(this.opts.config.out, 'samples'), stepNumber);
+      const path = await writeSampleGrid({ ...this.opts.run, trainer: this.mirror.current() }, resolve(this.opts.config.out, 'samples'), stepNumber);
       this.fanout.sampleWritten(stepNumber, path);
-      return path;
     } catch (e) {
+      // A sample grid is a convenience; a run never stops for one.
       this.opts.log(`could not write the sample grid at step ${stepNumber}: ${describeError(e)}`);
-      return undefined;
     }
   }
 
-  /** Checkpoints the mirror at the step it holds (brought up to date first unless `flush` is false). */
-  private async writeCheckpointNow(flush = true): Promise<string> {
+  /**
+   * Checkpoints the mirror at `stepNumber` completed steps. On a failure the
+   * mirror may refuse its queued update (all or nothing): then the step it
+   * holds is checkpointed instead, and the log says so.
+   */
+  private async writeCheckpointAt(stepNumber: number, reason: 'periodic' | 'final' | 'failure'): Promise<void> {
     const { run, config } = this.opts;
-    if (flush) this.flushMirror();
-    const stepNumber = this.mirrorStep;
-    const state = run.trainer.getState();
-    const path = await writeCheckpoint(
-      resolve(config.out, 'checkpoints'),
-      {
-        step: stepNumber,
-        runId: run.wire.runId,
-        training: run.training,
-        model: run.wire.model,
-        modelFingerprint: run.wire.modelFingerprint,
-        datasetFingerprint: run.wire.datasetFingerprint,
-        sampler: this.sampler.position(stepNumber),
-        rng: { kind: 'counter', seed: config.seed, step: stepNumber },
-      },
-      state,
-      config.keepCheckpoints,
-    );
-    this.fanout.checkpointWritten(stepNumber, path, Date.now() / 1000);
-    return path;
+    let trainer;
+    let step = stepNumber;
+    try {
+      trainer = this.mirror.current();
+    } catch (e) {
+      if (reason !== 'failure') throw e;
+      trainer = this.mirror.asApplied();
+      step = this.mirror.appliedStep;
+      this.opts.log(`the mirror refused step ${this.mirror.pendingStep ?? '?'}'s update: ${describeError(e)}; checkpointing step ${step}`);
+    }
+    try {
+      const path = await writeCheckpoint(
+        resolve(config.out, 'checkpoints'),
+        {
+          step,
+          runId: run.wire.runId,
+          training: run.training,
+          model: run.wire.model,
+          modelFingerprint: run.wire.modelFingerprint,
+          datasetFingerprint: run.wire.datasetFingerprint,
+          sampler: this.sampler.position(step),
+          rng: { kind: 'counter', seed: config.seed, step },
+        },
+        trainer.getState(),
+        config.keepCheckpoints,
+      );
+      this.fanout.checkpointWritten(step, path, Date.now() / 1000);
+      if (reason === 'failure') this.opts.log(`checkpoint of step ${step} written to ${path}; continue with --resume ${resolve(config.out)}`);
+      if (reason === 'final') this.finalCheckpoint = path;
+    } catch (e) {
+      // A failing run still stops its workers and names its cause.
+      if (reason !== 'failure') throw e;
+      this.opts.log(`could not write a checkpoint: ${describeError(e)}`);
+    }
   }
+
+  private finalCheckpoint = '';
 
   private summary(): RunSummary {
     const wall = this.runStart ? (this.now() - this.runStart) / 1000 : 0;
-    // Steady state excludes the first two steps, which pay for kernel/shader warm-up.
-    const skip = this.stepTimes.length > 4 ? 2 : this.stepTimes.length > 1 ? 1 : 0;
-    const steady = this.stepTimes.slice(skip);
-    const steadySeconds = steady.reduce((a, b) => a + b, 0);
-    const ex = this.exchangeTimes.slice(skip);
     return {
       steps: this.stepsDone,
       images: this.imagesDone,
-      imagesPerSecond: steadySeconds > 0 ? (steady.length * this.opts.config.batchSize) / steadySeconds : 0,
+      ...steadyRates(this.stepTimes, this.exchangeTimes, this.opts.config.batchSize),
       ...this.lastStats,
       worldSize: this.opts.worldSize,
       backend: [...new Set(this.state.members.map((m) => m?.backend ?? '?'))].join(','),
       wallSeconds: wall,
-      exchangeSecondsPerStep: ex.length ? ex.reduce((a, b) => a + b, 0) / ex.length : 0,
     };
   }
 
@@ -644,16 +551,11 @@ export class Coordinator {
   }
 
   private async complete(): Promise<void> {
-    const { run, config } = this.opts;
-    const out = resolve(config.out);
-    const stepNumber = this.stepsDone;
-    await this.writeSample(stepNumber);
-    const ckpt = await this.writeCheckpointNow();
-    await exportGenerator(run.trainer, out);
+    const out = resolve(this.opts.config.out);
     const summary = this.summary();
     await writeJsonAtomic(join(out, 'summary.json'), summary);
     await this.stopAll('run complete', false);
-    this.opts.log(`done: ${summary.steps} steps, ${summary.imagesPerSecond.toFixed(1)} img/s, checkpoint ${ckpt}`);
+    this.opts.log(`done: ${summary.steps} steps, ${summary.imagesPerSecond.toFixed(1)} img/s, checkpoint ${this.finalCheckpoint}`);
     this.fanout.runEnded(summary);
     await this.close();
     this.settle.resolve(summary);
@@ -662,35 +564,10 @@ export class Coordinator {
   private async abort(error: DistganError, lostRank?: number): Promise<void> {
     if (lostRank !== undefined && lostRank >= 0) this.fanout.workerLost(lostRank, error.message);
     this.opts.log(`stopping: ${error.message}`);
-    const startStep = this.state.opts.startStep;
-    if (this.stepsDone > startStep && !(error instanceof ReplicaDivergedError)) {
-      let flush = true;
-      try {
-        this.flushMirror();
-      } catch (e) {
-        // The mirror is untouched (all or nothing): checkpoint the step it holds.
-        flush = false;
-        this.opts.log(`the mirror did not apply step ${this.mirrorDue?.step ?? '?'}: ${describeError(e)}`);
-      }
-      try {
-        const path = await this.writeCheckpointNow(flush);
-        this.opts.log(`checkpoint of step ${this.mirrorStep} written to ${path}; continue with --resume ${resolve(this.opts.config.out)}`);
-      } catch (e) {
-        this.opts.log(`could not write a checkpoint: ${describeError(e)}`);
-      }
-    }
     await this.stopAll(error.message, true);
     this.fanout.runEnded(undefined, error);
     await this.close();
     this.settle.reject(error);
-  }
-
-  /** An unexpected exception in the loop: treat as a run failure. */
-  private crash(e: unknown): void {
-    if (this.closed) return;
-    const err = e instanceof DistganError ? e : new DistganError('DISTGAN_E_INTERNAL', `coordinator failed: ${describeError(e)}`, { cause: e });
-    this.state = { ...this.state, phase: 'failed', error: err };
-    void this.abort(err).catch(() => this.settle.reject(err));
   }
 
   async close(): Promise<void> {

@@ -4,10 +4,13 @@
  *   step(state, event, now) → { state, actions }
  *
  * It owns membership (join, ranks, handshake checks), the phase sequence of a
- * synchronous step (D, then G), every deadline, and what happens on a failure.
- * It never touches sockets, tensors or files: the loop in coordinator.ts
- * feeds it events (messages, child exits, clock ticks, signals) and executes
- * the actions it returns. Tests drive it with a fake clock.
+ * synchronous step (D, then G), which results count, every deadline, the
+ * cadence of samples and checkpoints, and what happens on a failure. It never
+ * touches sockets, tensors or files: the loop in coordinator.ts feeds it
+ * events (messages, child exits, clock ticks, signals, its own exceptions)
+ * and executes the actions it returns. A result's payload (the tensors) is
+ * opaque here: the machine only decides whether it counts, and hands the
+ * accepted ones back in the reduce actions. Tests drive it with a fake clock.
  *
  * Phases and their allowed transitions:
  *
@@ -64,6 +67,10 @@ export interface MachineOptions {
   guard: GuardOptions;
   /** What a refused contribution does (drop-worker is refused by config until membership is elastic). */
   onBadGradient: 'fail' | 'skip-step';
+  /** Steps between sample grids (0 = only at the end). */
+  sampleEvery: number;
+  /** Steps between checkpoints (0 = only at the end and on a failure). */
+  checkpointEvery: number;
 }
 
 export interface MachineState {
@@ -84,6 +91,10 @@ export interface MachineState {
   readonly refused: readonly (string | undefined)[];
   /** Scaled norms of the current phase's contributions, by rank. */
   readonly norms: readonly number[];
+  /** Accepted payloads of the current phase, by rank (opaque: the coordinator's). */
+  readonly parts: readonly unknown[];
+  /** The D phase's accepted payloads, kept through the G phase for the step's report. */
+  readonly dParts: readonly unknown[];
   /** Recently accepted scaled norms, per phase. */
   readonly normHistory: { readonly d: readonly number[]; readonly g: readonly number[] };
   /** When joining members were last re-sent their Welcome (see onTick). */
@@ -95,7 +106,7 @@ export interface MachineState {
 export type Event =
   | { type: 'hello'; identity: string; msg: HelloMsg }
   | { type: 'ready'; identity: string; msg: ReadyMsg }
-  | { type: 'result'; identity: string; phase: 'd' | 'g'; step: number; checksum?: string; check: ContributionCheck }
+  | { type: 'result'; identity: string; phase: 'd' | 'g'; step: number; checksum?: string; check: ContributionCheck; payload?: unknown }
   | { type: 'finished'; identity: string; step: number; checksum: string }
   | { type: 'worker-error'; identity: string; code: string; message: string }
   | { type: 'worker-exited'; rank: number; description: string }
@@ -103,6 +114,8 @@ export type Event =
   | { type: 'unreachable'; identity: string; reason: string }
   | { type: 'diverged'; message: string }
   | { type: 'interrupt'; signal: string }
+  /** Executing an action threw: the run fails through the same path as any other failure. */
+  | { type: 'crash'; error: DistganError }
   | { type: 'tick' };
 
 export type Action =
@@ -111,11 +124,17 @@ export type Action =
   | { type: 'joined'; member: Member }
   | { type: 'init' }
   | { type: 'start-d'; step: number; checksum: boolean }
-  | { type: 'reduce-d'; step: number }
-  | { type: 'reduce-g'; step: number }
+  | { type: 'reduce-d'; step: number; parts: unknown[] }
+  | { type: 'reduce-g'; step: number; dParts: unknown[]; gParts: unknown[] }
   /** The guard refused a contribution under skip-step: discard this phase's update (a D phase: the whole step). */
   | { type: 'skip'; step: number; phase: 'd' | 'g'; ranks: number[] }
   | { type: 'verify-checksums'; step: number; checksums: string[] }
+  /** Write a sample grid of the mirror at `step` completed steps. */
+  | { type: 'sample'; step: number }
+  /** Checkpoint the mirror at `step` completed steps. */
+  | { type: 'checkpoint'; step: number; reason: 'periodic' | 'final' | 'failure' }
+  /** Export the generator (the end of a completed run). */
+  | { type: 'export' }
   | { type: 'finish'; step: number }
   | { type: 'done'; step: number }
   | { type: 'fail'; error: DistganError; lostRank?: number }
@@ -138,6 +157,8 @@ export function initialState(opts: MachineOptions, now: number): MachineState {
     deadline: now + opts.joinTimeoutMs,
     refused: [],
     norms: [],
+    parts: [],
+    dParts: [],
     normHistory: { d: [], g: [] },
     probedAt: now,
   };
@@ -161,10 +182,24 @@ function rankOf(state: MachineState, identity: string): number {
 function fail(state: MachineState, error: DistganError, lostRank?: number): Transition {
   if (state.phase === 'failed' || state.phase === 'interrupted' || state.phase === 'done') return { state, actions: [] };
   const phase: Phase = error instanceof InterruptedError ? 'interrupted' : 'failed';
+  // Steps every replica and the mirror completed are kept, so the run can
+  // resume; not when the replicas diverged (which copy would be right?).
+  const completed = state.phase === 'training' || state.phase === 'finishing' ? state.step : state.opts.startStep;
+  const keep = completed > state.opts.startStep && !(error instanceof ReplicaDivergedError);
   return {
-    state: { ...state, phase, error, awaiting: [], stepPhase: 'none' },
-    actions: [{ type: 'fail', error, ...(lostRank === undefined ? {} : { lostRank }) }],
+    state: { ...state, phase, error, awaiting: [], stepPhase: 'none', parts: [], dParts: [] },
+    actions: [...(keep ? [{ type: 'checkpoint' as const, step: completed, reason: 'failure' as const }] : []), { type: 'fail', error, ...(lostRank === undefined ? {} : { lostRank }) }],
   };
+}
+
+/** The sample grid and checkpoint due after `completed` steps (the final ones are written at the end instead). */
+function cadence(opts: MachineOptions, completed: number): Action[] {
+  if (completed >= opts.targetSteps) return [];
+  const due = (every: number): boolean => every > 0 && completed % every === 0;
+  return [
+    ...(due(opts.sampleEvery) ? [{ type: 'sample' as const, step: completed }] : []),
+    ...(due(opts.checkpointEvery) ? [{ type: 'checkpoint' as const, step: completed, reason: 'periodic' as const }] : []),
+  ];
 }
 
 function describeMissing(state: MachineState, ranks: readonly number[]): string {
@@ -198,6 +233,8 @@ function beginStep(state: MachineState, step: number, now: number): Transition {
       checksums: [],
       refused: [],
       norms: [],
+      parts: [],
+      dParts: [],
       deadline: now + opts.stepTimeoutMs,
     },
     actions: [{ type: 'start-d', step, checksum }],
@@ -277,7 +314,9 @@ function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, n
   refused[rank] = judge(ev.check, state.normHistory[ev.phase], state.opts.guard);
   const norms = state.norms.slice();
   norms[rank] = ev.check.norm;
-  const next: MachineState = { ...state, awaiting, checksums, refused, norms };
+  const parts = state.parts.slice();
+  parts[rank] = ev.payload;
+  const next: MachineState = { ...state, awaiting, checksums, refused, norms, parts };
   if (awaiting.length > 0) return { state: next, actions: [] };
   const actions: Action[] = [];
   if (ev.phase === 'd') {
@@ -304,19 +343,25 @@ function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, n
     const t = beginStep(next, state.step + 1, now);
     return {
       state: t.state,
-      actions: [...actions, { type: 'skip', step: state.step, phase: ev.phase, ranks: bad }, { type: 'log', text: `refused the ${what} from ${detail}; ${skipped} (--on-bad-gradient skip-step)` }, ...t.actions],
+      actions: [
+        ...actions,
+        { type: 'skip', step: state.step, phase: ev.phase, ranks: bad },
+        { type: 'log', text: `refused the ${what} from ${detail}; ${skipped} (--on-bad-gradient skip-step)` },
+        ...cadence(state.opts, state.step + 1),
+        ...t.actions,
+      ],
     };
   }
   const normHistory = { ...state.normHistory, [ev.phase]: remember(state.normHistory[ev.phase], norms) };
   if (ev.phase === 'd') {
-    actions.push({ type: 'reduce-d', step: state.step });
+    actions.push({ type: 'reduce-d', step: state.step, parts: parts.slice() });
     return {
-      state: { ...next, normHistory, stepPhase: 'g', awaiting: allRanks(state.opts.worldSize), refused: [], norms: [], deadline: now + state.opts.stepTimeoutMs },
+      state: { ...next, normHistory, stepPhase: 'g', awaiting: allRanks(state.opts.worldSize), refused: [], norms: [], parts: [], dParts: parts, deadline: now + state.opts.stepTimeoutMs },
       actions,
     };
   }
   const t = beginStep({ ...next, normHistory }, state.step + 1, now);
-  return { state: t.state, actions: [{ type: 'reduce-g', step: state.step }, ...t.actions] };
+  return { state: t.state, actions: [{ type: 'reduce-g', step: state.step, dParts: state.dParts.slice(), gParts: parts.slice() }, ...cadence(state.opts, state.step + 1), ...t.actions] };
 }
 
 /** A send to `identity` failed: a joining rank is freed for someone else; a training member is lost. */
@@ -347,7 +392,13 @@ function onFinished(state: MachineState, ev: Extract<Event, { type: 'finished' }
   }
   return {
     state: { ...next, phase: 'done' },
-    actions: [{ type: 'verify-checksums', step: state.step, checksums: checksums as string[] }, { type: 'done', step: state.step }],
+    actions: [
+      { type: 'verify-checksums', step: state.step, checksums: checksums as string[] },
+      { type: 'sample', step: state.step },
+      { type: 'checkpoint', step: state.step, reason: 'final' },
+      { type: 'export' },
+      { type: 'done', step: state.step },
+    ],
   };
 }
 
@@ -410,6 +461,8 @@ export function step(state: MachineState, event: Event, now: number): Transition
       return fail(state, new ReplicaDivergedError(event.message));
     case 'interrupt':
       return fail(state, new InterruptedError(`interrupted by ${event.signal}`));
+    case 'crash':
+      return fail(state, event.error);
     case 'tick':
       return onTick(state, now);
   }

@@ -56,7 +56,7 @@ const ready = (rank: number): ReadyMsg => ({ t: MsgType.Ready, rank, modelFinger
 function machine(onBadGradient: 'fail' | 'skip-step'): { state: MachineState; feed: (ev: Event) => Action[] } {
   const opts: MachineOptions = {
     worldSize: 3, startStep: 0, targetSteps: 100, checksumEvery: 1000, joinTimeoutMs: 1e6, stepTimeoutMs: 1e6,
-    modelFingerprint: 'm', datasetFingerprint: 'd', version: '0.1.0', guard: { normFactor: 1000, normMax: 1e6 }, onBadGradient,
+    modelFingerprint: 'm', datasetFingerprint: 'd', version: '0.1.0', guard: { normFactor: 1000, normMax: 1e6 }, onBadGradient, sampleEvery: 0, checkpointEvery: 0,
   };
   const box = { state: initialState(opts, 0), feed: (ev: Event): Action[] => [] };
   box.feed = (ev) => {
@@ -129,7 +129,7 @@ test('the history check uses only accepted phases, per phase', () => {
 test('an unreachable member frees its rank while joining and fails the run, naming it, while training', () => {
   const opts: MachineOptions = {
     worldSize: 2, startStep: 0, targetSteps: 10, checksumEvery: 1000, joinTimeoutMs: 1e6, stepTimeoutMs: 1e6,
-    modelFingerprint: 'm', datasetFingerprint: 'd', version: '0.1.0', guard: { normFactor: 0, normMax: 0 }, onBadGradient: 'fail',
+    modelFingerprint: 'm', datasetFingerprint: 'd', version: '0.1.0', guard: { normFactor: 0, normMax: 0 }, onBadGradient: 'fail', sampleEvery: 0, checkpointEvery: 0,
   };
   let s = initialState(opts, 0);
   s = step(s, { type: 'hello', identity: 'gone', msg: hello(-1) }, 1).state;

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JOIN_PROBE_MS, initialState, step, type Action, type Event, type MachineOptions, type MachineState } from '../../src/coordinator/machine.js';
 import { MsgType, PROTOCOL_VERSION, type HelloMsg, type ReadyMsg } from '../../src/shared/protocol.js';
+import { DistganError, ReplicaDivergedError } from '../../src/shared/errors.js';
 
 const OPTS: MachineOptions = {
   worldSize: 2,
@@ -15,6 +16,8 @@ const OPTS: MachineOptions = {
   version: '0.1.0',
   guard: { normFactor: 1000, normMax: 1e6 },
   onBadGradient: 'fail',
+  sampleEvery: 0,
+  checkpointEvery: 0,
 };
 
 /** A contribution the guard accepts. */
@@ -66,7 +69,7 @@ test('a full run: D then G each step, checksums compared, then finish and done',
     'welcome', 'welcome', 'joined', 'joined', 'init', 'start-d',
     'reduce-d', 'reduce-g', 'start-d',
     'verify-checksums', 'reduce-d', 'reduce-g', 'finish',
-    'verify-checksums', 'done',
+    'verify-checksums', 'sample', 'checkpoint', 'export', 'done',
   ]);
   assert.equal(state.phase, 'done');
   const sd = actions.filter((a) => a.type === 'start-d') as Array<Extract<Action, { type: 'start-d' }>>;
@@ -172,4 +175,39 @@ test('a Hello with a rank that is not an integer ≥ -1 is refused and takes no 
     assert.ok(t.state.members.every((m) => m === undefined));
     assert.equal(Object.keys(t.state.members).length, OPTS.worldSize, 'no stray member key');
   }
+});
+
+test('cadence: samples and checkpoints every N completed steps, the final ones at the end, none in between at the target', () => {
+  const opts: MachineOptions = { ...OPTS, targetSteps: 6, sampleEvery: 2, checkpointEvery: 3 };
+  const r = (id: string, phase: 'd' | 'g', s: number): [Event, number] => [{ type: 'result', identity: id, phase, step: s, check: OK }, 10];
+  const events: Array<[Event, number]> = [...joinBoth];
+  for (let s = 0; s < 6; s++) events.push(r('a', 'd', s), r('b', 'd', s), r('a', 'g', s), r('b', 'g', s));
+  events.push([{ type: 'finished', identity: 'a', step: 6, checksum: 'y' }, 20], [{ type: 'finished', identity: 'b', step: 6, checksum: 'y' }, 21]);
+  const { actions } = drive(events, opts);
+  const cadence = actions.filter((a) => a.type === 'sample' || a.type === 'checkpoint').map((a) => `${a.type}@${(a as { step: number }).step}${a.type === 'checkpoint' ? `:${a.reason}` : ''}`);
+  assert.deepEqual(cadence, ['sample@2', 'checkpoint@3:periodic', 'sample@4', 'sample@6', 'checkpoint@6:final']);
+});
+
+test('a failure checkpoints the completed steps first (not when replicas diverged, not before any step)', () => {
+  const r = (id: string, phase: 'd' | 'g', s: number): [Event, number] => [{ type: 'result', identity: id, phase, step: s, check: OK }, 10];
+  const lost = drive([...joinBoth, r('a', 'd', 0), r('b', 'd', 0), r('a', 'g', 0), r('b', 'g', 0), [{ type: 'worker-exited', rank: 1, description: 'exited on signal SIGKILL' }, 30]], { ...OPTS, targetSteps: 5 });
+  assert.deepEqual(types(lost.actions).slice(-2), ['checkpoint', 'fail']);
+  const ck = lost.actions.find((a) => a.type === 'checkpoint') as Extract<Action, { type: 'checkpoint' }>;
+  assert.deepEqual([ck.step, ck.reason], [1, 'failure']);
+  const early = drive([...joinBoth, [{ type: 'worker-exited', rank: 1, description: 'x' }, 30]], { ...OPTS, targetSteps: 5 });
+  assert.deepEqual(types(early.actions).slice(-1), ['fail'], 'nothing completed, nothing to checkpoint');
+  const crash = drive([...joinBoth, r('a', 'd', 0), r('b', 'd', 0), r('a', 'g', 0), r('b', 'g', 0), [{ type: 'crash', error: new ReplicaDivergedError('x') }, 30]], { ...OPTS, targetSteps: 5 });
+  assert.deepEqual(types(crash.actions).slice(-1), ['fail'], 'a divergence keeps no checkpoint');
+  assert.equal(crash.state.phase, 'failed');
+  const internal = drive([...joinBoth, r('a', 'd', 0), r('b', 'd', 0), r('a', 'g', 0), r('b', 'g', 0), [{ type: 'crash', error: new DistganError('DISTGAN_E_INTERNAL', 'boom') }, 30]], { ...OPTS, targetSteps: 5 });
+  assert.deepEqual(types(internal.actions).slice(-2), ['checkpoint', 'fail'], 'a crash takes the same path as any failure');
+});
+
+test('accepted payloads are handed back with the reduce actions; late and foreign ones are not', () => {
+  const r = (id: string, phase: 'd' | 'g', s: number, payload: string): [Event, number] => [{ type: 'result', identity: id, phase, step: s, check: OK, payload }, 10];
+  const { actions } = drive([...joinBoth, r('b', 'd', 0, 'bd'), r('zz', 'd', 0, 'stranger'), r('a', 'd', 0, 'ad'), r('a', 'd', 0, 'dup'), r('b', 'g', 0, 'bg'), r('a', 'g', 0, 'ag')], { ...OPTS, targetSteps: 5 });
+  const rd = actions.find((a) => a.type === 'reduce-d') as Extract<Action, { type: 'reduce-d' }>;
+  assert.deepEqual(rd.parts, ['ad', 'bd'], 'in rank order, whatever the arrival order');
+  const rg = actions.find((a) => a.type === 'reduce-g') as Extract<Action, { type: 'reduce-g' }>;
+  assert.deepEqual([rg.dParts, rg.gParts], [['ad', 'bd'], ['ag', 'bg']]);
 });
