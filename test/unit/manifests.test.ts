@@ -533,7 +533,11 @@ describe('Slurm batch script', () => {
     assert.match(t, /^#SBATCH --ntasks-per-node=\d+$/m);
     assert.match(t, /^#SBATCH --gpus-per-task=1$/m, 'one GPU per task');
     const srun = must(logical(t).find((l) => /^\s*srun\s/.test(l)), 'srun line');
-    assert.match(srun, /--gpus-per-task=1/);
+    // The step asks for DISTGAN_GPUS_PER_TASK GPUs per task (default: the job's
+    // SLURM_GPUS_PER_TASK, else 1), and for none when it is 0 (CPU-only nodes).
+    assert.match(srun, /\$\{GPU_ARGS\[@\]\+"\$\{GPU_ARGS\[@\]\}"\}/, 'srun takes its GPU request from GPU_ARGS');
+    assert.match(t, /^DISTGAN_GPUS_PER_TASK=\$\{DISTGAN_GPUS_PER_TASK:-\$\{SLURM_GPUS_PER_TASK:-1\}\}/m, 'one GPU per task unless told otherwise');
+    assert.match(t, /if \(\(DISTGAN_GPUS_PER_TASK > 0\)\); then GPU_ARGS=\(--gpus-per-task="\$DISTGAN_GPUS_PER_TASK"\); fi/);
     assert.match(srun, /--ntasks="\$WORLD_SIZE"/);
     assert.match(t, /^WORLD_SIZE=\$SLURM_NTASKS$/m, 'world size is the task count');
     for (const cmd of ['coordinator', 'worker']) {
@@ -546,8 +550,24 @@ describe('Slurm batch script', () => {
         assert.match(after, /worker-\$SLURM_PROCID\.key/, "each task uses its rank's key");
       } else {
         assert.match(after, /--world-size "\$WORLD_SIZE"/);
+        assert.match(after, /\$\{EXTRA_ARGS\[@\]\+"\$\{EXTRA_ARGS\[@\]\}"\} \$\{RESUME_ARGS\[@\]\+"\$\{RESUME_ARGS\[@\]\}"\}/, 'extra flags and the automatic resume reach the coordinator');
       }
     }
+  });
+
+  test('checkpoints on a preemption notice or requeue, and a requeued job resumes its run', () => {
+    const t = text();
+    assert.match(t, /^#SBATCH --signal=B:USR1@\d+$/m, 'USR1 to the batch shell ahead of the end');
+    assert.match(t, /^#SBATCH --requeue$/m);
+    assert.match(t, /^#SBATCH --open-mode=append$/m, 'a requeued run appends to the same log');
+    assert.match(t, /^trap on_usr1 USR1$/m);
+    assert.match(t, /^trap 'on_term TERM' TERM$/m);
+    assert.match(t, /kill -USR1 "\$COORDINATOR_PID"/, 'USR1 is forwarded to the coordinator');
+    assert.match(t, /scontrol requeue "\$SLURM_JOB_ID"/, 'after a USR1 the job requeues itself');
+    assert.match(t, /RESTART_COUNT=\$\{SLURM_RESTART_COUNT:-0\}/);
+    assert.match(t, /RESUME_ARGS=\(--resume "\$DISTGAN_OUT"/, 'a rerun resumes from its own run folder');
+    const resume = must(/RESUME_ARGS=\((--resume[^)]*)\)/.exec(t)?.[1], 'RESUME_ARGS=(--resume …)');
+    assertKnownFlags('coordinator', [...resume.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)].map((m) => m[0]), 'distgan.sbatch RESUME_ARGS');
   });
 });
 
