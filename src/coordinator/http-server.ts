@@ -1,15 +1,22 @@
 /**
  * The coordinator's HTTP endpoint: Prometheus scrapes it and people open it.
  *
- *   GET /                   status page (status-page-html.ts)
+ *   GET /                   status page (status-page/index.html)
+ *   GET /status.css         its stylesheet (status-page/status.css)
+ *   GET /status.js          its script (status-page/status.js)
  *   GET /api/status         the StatusObserver's snapshot as JSON
  *   GET /metrics            the run's registry in Prometheus text format
  *   GET /samples/latest.png the newest sample grid PNG (404 before the first)
  *   anything else          404 (405 for other methods on these paths)
  *
- * It serves only what the observers hold: no path from the request ever
- * reaches the file system. A failing request is answered with 500 and
- * reported through `onError`; nothing here may take the coordinator down.
+ * The page's three files are read into memory when the server starts
+ * (loadStatusPageAssets in status-page.ts), which fails, naming the file, if
+ * one is missing. No path from a request ever reaches the file system: the
+ * page files come from that fixed in-memory map and the sample grid from the
+ * path the StatusObserver holds. The page is served under a strict CSP
+ * (PAGE_CSP: own-origin script and style files only, no 'unsafe-inline').
+ * A failing request is answered with 500 and reported through `onError`;
+ * nothing here may take the coordinator down.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -17,7 +24,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { BindError, ConfigError } from '../shared/errors.js';
-import { SAMPLE_URL_PATH, type StatusObserver } from './status-page.js';
+import { SAMPLE_URL_PATH, loadStatusPageAssets, type StatusObserver, type StatusPageAsset } from './status-page.js';
 
 export interface HttpServerOptions {
   /** Interface to bind, e.g. 127.0.0.1 (the CLI's --metrics-host default) or 0.0.0.0. */
@@ -29,6 +36,8 @@ export interface HttpServerOptions {
   status: StatusObserver;
   /** Called with errors of individual requests or of the server after it started. Default: ignore. */
   onError?: (err: unknown) => void;
+  /** Folder holding index.html, status.css and status.js (default STATUS_PAGE_DIR); tests point it elsewhere. */
+  statusPageDir?: string;
 }
 
 export interface RunningHttpServer {
@@ -44,9 +53,19 @@ const SECURITY_HEADERS = {
   'Referrer-Policy': 'no-referrer',
 } as const;
 
-// The page is one document with inline script and style, loading only from
-// this server (no CDN), so a CSP can lock everything else out.
-const PAGE_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'";
+// The page loads only its own script and stylesheet files from this server
+// (no CDN, nothing inline), fetches /api/status and shows the sample grid, so
+// everything else is locked out. img-src allows data: for the empty favicon.
+export const PAGE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 function send(res: ServerResponse, status: number, contentType: string, body: string | Buffer, extra: Record<string, string> = {}): void {
   res.writeHead(status, {
@@ -56,6 +75,30 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
     ...extra,
   });
   res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** True when the request's If-None-Match lists `etag` (weak or strong) or is `*`. */
+function notModified(req: IncomingMessage, etag: string): boolean {
+  const header = req.headers['if-none-match'];
+  if (!header) return false;
+  return header.split(',').some((t) => {
+    const tag = t.trim();
+    return tag === '*' || tag.replace(/^W\//, '') === etag;
+  });
+}
+
+/**
+ * A page file. `no-cache` lets the browser keep a copy but revalidate it on
+ * every page load (a 304 when its ETag still matches), so a coordinator of a
+ * newer version never meets a stale script from an older one on the same port.
+ */
+function sendAsset(req: IncomingMessage, res: ServerResponse, asset: StatusPageAsset, extra: Record<string, string> = {}): void {
+  const headers = { ETag: asset.etag, 'Cache-Control': 'no-cache', ...extra };
+  if (notModified(req, asset.etag)) {
+    res.writeHead(304, { ...SECURITY_HEADERS, ...headers });
+    return void res.end();
+  }
+  send(res, 200, asset.contentType, asset.body, headers);
 }
 
 function formatUrl(host: string, port: number): string {
@@ -70,9 +113,18 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new ConfigError(`metrics port must be an integer 0-65535, got ${port}`);
   }
+  // Before binding: a missing page file fails the start, not the first visit.
+  const assets = loadStatusPageAssets(opts.statusPageDir);
+  const pageRoutes = Object.fromEntries(
+    [...assets].map(([urlPath, asset]) => [
+      urlPath,
+      // The CSP governs the document; the script and stylesheet need none of their own.
+      (req: IncomingMessage, res: ServerResponse) => sendAsset(req, res, asset, urlPath === '/' ? { 'Content-Security-Policy': PAGE_CSP } : {}),
+    ]),
+  );
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
-    '/': (_req, res) => send(res, 200, 'text/html; charset=utf-8', status.pageHtml(), { 'Content-Security-Policy': PAGE_CSP, 'Cache-Control': 'no-cache' }),
+    ...pageRoutes,
     '/api/status': (_req, res) => send(res, 200, 'application/json; charset=utf-8', status.snapshotJson(), { 'Cache-Control': 'no-store' }),
     '/metrics': async (_req, res) => {
       const body = await registry.metrics();

@@ -1,16 +1,26 @@
 /**
- * What the status page shows: a RunObserver that keeps the run's state in
- * memory for GET /api/status (JSON) and the page itself (status-page-html.ts),
- * served by http-server.ts.
+ * The live status page: a RunObserver that keeps the run's state in memory
+ * for GET /api/status (JSON), and the page's static files, all served by
+ * http-server.ts.
+ *
+ * The page is three real files in src/coordinator/status-page/ (index.html,
+ * status.css, status.js: plain browser code, no build step). tsc does not copy
+ * them into dist/, so they are read from the package's source tree, found from
+ * the package root (shared/version.ts) rather than from this module's own
+ * location, which differs between src/ (tsx) and dist/src/ (tsc). The package
+ * has no "files" list in package.json, so `npm pack` ships src/ with them.
  *
  * Memory is bounded for runs of any length: the curves are downsampled
  * (downsampled-history.ts, ≤ 2,000 points by default), the workers table holds
  * one row per rank, and only the latest sample and checkpoint are remembered.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../shared/version.js';
 import type { PhaseSeconds, RunInfo, RunObserver, RunSummary, StepReport, WorkerInfo } from './observer.js';
 import { DownsampledHistory, type HistoryColumns } from './downsampled-history.js';
 import { RateMeter } from './rate-meter.js';
-import { STATUS_PAGE_HTML } from './status-page-html.js';
 
 export type RunState = 'waiting' | 'running' | 'finished' | 'failed';
 
@@ -92,6 +102,51 @@ interface WorkerRow {
 
 /** URL path of the latest sample grid, served by http-server.ts. */
 export const SAMPLE_URL_PATH = '/samples/latest.png';
+
+/** The folder holding the page's static files: <package root>/src/coordinator/status-page. */
+export const STATUS_PAGE_DIR = join(PACKAGE_ROOT, 'src', 'coordinator', 'status-page');
+
+/** URL path → file of STATUS_PAGE_DIR and its Content-Type. Nothing else in the folder is served. */
+export const STATUS_PAGE_FILES: Readonly<Record<string, { file: string; contentType: string }>> = Object.freeze({
+  '/': { file: 'index.html', contentType: 'text/html; charset=utf-8' },
+  '/status.css': { file: 'status.css', contentType: 'text/css; charset=utf-8' },
+  // RFC 9239: text/javascript is the one JavaScript media type.
+  '/status.js': { file: 'status.js', contentType: 'text/javascript; charset=utf-8' },
+});
+
+/** One static file of the page, read into memory. */
+export interface StatusPageAsset {
+  /** Absolute path it was read from. */
+  path: string;
+  contentType: string;
+  body: Buffer;
+  /** Strong ETag (quoted) of the body, for If-None-Match revalidation. */
+  etag: string;
+}
+
+/**
+ * Reads every file of STATUS_PAGE_FILES from `dir` (default STATUS_PAGE_DIR),
+ * keyed by URL path. The files are a few tens of KB and never change while the
+ * process runs, so they are read once, when the HTTP server starts. Throws,
+ * naming the file, when one is missing or unreadable: an incomplete
+ * installation fails at start-up, not when someone first opens the page.
+ */
+export function loadStatusPageAssets(dir: string = STATUS_PAGE_DIR): ReadonlyMap<string, StatusPageAsset> {
+  const assets = new Map<string, StatusPageAsset>();
+  for (const [urlPath, { file, contentType }] of Object.entries(STATUS_PAGE_FILES)) {
+    const path = join(dir, file);
+    let body: Buffer;
+    try {
+      body = readFileSync(path);
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code ?? String(e);
+      throw new Error(`status page file ${path} cannot be read (${why}): the distgan installation is incomplete; src/coordinator/status-page/ must be installed with the package`, { cause: e });
+    }
+    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+    assets.set(urlPath, { path, contentType, body, etag });
+  }
+  return assets;
+}
 
 /**
  * JSON.stringify replacer: JSON has no NaN or Infinity, and turning a
@@ -227,11 +282,6 @@ export class StatusObserver implements RunObserver {
   /** Absolute path of the latest sample grid PNG, undefined before the first. */
   latestSamplePath(): string | undefined {
     return this.sample?.path;
-  }
-
-  /** The self-contained status page (it fetches /api/status itself). */
-  pageHtml(): string {
-    return STATUS_PAGE_HTML;
   }
 
   snapshot(): StatusSnapshot {

@@ -1,8 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DownsampledHistory } from '../../src/coordinator/downsampled-history.js';
-import { StatusObserver, nonFiniteAsString } from '../../src/coordinator/status-page.js';
+import { STATUS_PAGE_DIR, STATUS_PAGE_FILES, StatusObserver, loadStatusPageAssets, nonFiniteAsString } from '../../src/coordinator/status-page.js';
 import type { RunInfo, StepReport } from '../../src/coordinator/observer.js';
+import { PACKAGE_ROOT } from '../../src/shared/version.js';
 
 const info: RunInfo = {
   runId: 'run-1', dataset: 'mnist', model: 'dcgan', backend: 'wasm', version: '0.1.0', worldSize: 2,
@@ -107,8 +113,101 @@ test('StatusObserver snapshot: run, progress, curves, workers, sample, checkpoin
   assert.equal(end.workerFailures, 1);
   assert.deepEqual(end.workers.map((w) => [w.rank, w.connected, w.lostReason]), [[0, true, null], [1, false, 'exited with code 1']]);
   assert.equal(end.progress.etaSeconds, null);
-  assert.match(s.pageHtml(), /^<!doctype html>/);
+});
+
+// ---- the page's static files ------------------------------------------------
+
+const html = readFileSync(join(STATUS_PAGE_DIR, 'index.html'), 'utf8');
+const css = readFileSync(join(STATUS_PAGE_DIR, 'status.css'), 'utf8');
+const js = readFileSync(join(STATUS_PAGE_DIR, 'status.js'), 'utf8');
+/** The markup and the code without their comments (which may talk about what they forbid). */
+const markup = html.replace(/<!--[\s\S]*?-->/g, '');
+const code = js.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+
+test('the page files are found in the package source tree, from dist/ as from src/', () => {
+  // This test runs from dist/test/unit/, so the module that resolved the folder is dist/src/coordinator/status-page.js.
+  assert.equal(STATUS_PAGE_DIR, join(PACKAGE_ROOT, 'src', 'coordinator', 'status-page'));
+  const assets = loadStatusPageAssets();
+  assert.deepEqual([...assets.keys()].sort(), ['/', '/status.css', '/status.js']);
+  assert.deepEqual(Object.fromEntries([...assets].map(([k, a]) => [k, a.contentType])), {
+    '/': 'text/html; charset=utf-8',
+    '/status.css': 'text/css; charset=utf-8',
+    '/status.js': 'text/javascript; charset=utf-8',
+  });
+  assert.equal(assets.get('/')!.body.toString('utf8'), html);
+  for (const a of assets.values()) assert.match(a.etag, /^"[\w-]{27}"$/);
+  assert.notEqual(assets.get('/status.js')!.etag, assets.get('/status.css')!.etag);
+});
+
+test('installed elsewhere (node_modules/distgan), the page files are read from that copy', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'distgan-install-'));
+  try {
+    const pkg = join(tmp, 'node_modules', 'distgan');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, 'package.json'), readFileSync(join(PACKAGE_ROOT, 'package.json')));
+    cpSync(join(PACKAGE_ROOT, 'dist', 'src'), join(pkg, 'dist', 'src'), { recursive: true, filter: (f) => !f.endsWith('.map') });
+    cpSync(STATUS_PAGE_DIR, join(pkg, 'src', 'coordinator', 'status-page'), { recursive: true });
+    writeFileSync(join(pkg, 'src', 'coordinator', 'status-page', 'index.html'), '<!doctype html><title>the installed copy</title>');
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', `
+      const m = await import(${JSON.stringify(pathToFileURL(join(pkg, 'dist', 'src', 'coordinator', 'status-page.js')).href)});
+      console.log(JSON.stringify({ dir: m.STATUS_PAGE_DIR, html: m.loadStatusPageAssets().get('/').body.toString() }));
+    `], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(result.status, 0, result.stderr);
+    const seen = JSON.parse(result.stdout) as { dir: string; html: string };
+    assert.equal(seen.dir, join(pkg, 'src', 'coordinator', 'status-page'));
+    assert.match(seen.html, /the installed copy/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a missing page file fails loudly, naming it', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'distgan-page-'));
+  try {
+    writeFileSync(join(tmp, 'index.html'), html);
+    writeFileSync(join(tmp, 'status.js'), js);
+    assert.throws(() => loadStatusPageAssets(tmp), (e: unknown) => e instanceof Error && e.message.includes(join(tmp, 'status.css')) && /ENOENT/.test(e.message) && /installation is incomplete/.test(e.message));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('status.js parses (node --check), so a syntax error fails the suite', () => {
+  const r = spawnSync(process.execPath, ['--check', join(STATUS_PAGE_DIR, 'status.js')], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('the page is self-contained and has nothing a CSP without unsafe-inline/unsafe-eval would block', () => {
+  assert.match(html, /^<!doctype html>/);
   // Self-contained: no external scripts, styles, fonts or images.
-  assert.doesNotMatch(s.pageHtml(), /(src|href)=["']?(https?:)?\/\//i);
-  assert.doesNotMatch(s.pageHtml(), /@import|url\(\s*['"]?https?:/i);
+  for (const text of [html, css, js]) {
+    assert.doesNotMatch(text, /(src|href)=["']?(https?:)?\/\//i);
+    assert.doesNotMatch(text, /@import|url\(\s*['"]?(https?:)?\/\//i);
+  }
+  // The document loads exactly the files the server serves.
+  const scripts = [...markup.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)];
+  assert.deepEqual(scripts.map((m) => [/\bsrc="([^"]+)"/.exec(m[1]!)?.[1], m[2]]), [['/status.js', '']], 'one external script, no inline one');
+  assert.deepEqual([...markup.matchAll(/<link\b[^>]*rel="stylesheet"[^>]*>/gi)].map((m) => /href="([^"]+)"/.exec(m[0])?.[1]), ['/status.css']);
+  for (const href of ['/status.js', '/status.css']) assert.ok(Object.hasOwn(STATUS_PAGE_FILES, href), `${href} is served`);
+  assert.doesNotMatch(markup, /<style\b/i, 'no inline <style>');
+  assert.doesNotMatch(markup, /\sstyle\s*=/i, 'no style attributes');
+  assert.doesNotMatch(markup, /\son[a-z]+\s*=/i, 'no inline event handlers');
+  assert.doesNotMatch(markup, /javascript:/i);
+  // The script must not create what the CSP blocks: style attributes, inline markup, eval.
+  assert.doesNotMatch(code, /setAttribute\(\s*['"]style['"]/, 'style attributes (use element.style.x = …)');
+  assert.doesNotMatch(code, /['"]?\bstyle['"]?\s*:/, 'a style attribute through el(tag, { style: … })');
+  assert.doesNotMatch(code, /\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write/, 'markup from strings');
+  assert.doesNotMatch(code, /\beval\s*\(|new\s+Function\s*\(|set(Timeout|Interval)\(\s*['"]/, 'code from strings');
+});
+
+test('every element id that status.js looks up exists in index.html', () => {
+  const ids = new Set([...markup.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]!));
+  const used = new Set<string>();
+  for (const re of [/\$\('([\w-]+)'\)/g, /setText\('([\w-]+)'/g, /(?:drawChart|legend)\('([\w-]+)'/g, /emptyId: '([\w-]+)'/g]) {
+    for (const m of code.matchAll(re)) used.add(m[1]!);
+  }
+  for (const m of code.matchAll(/\[((?:'[\w-]+',?\s*)+)\]\.forEach\(attachHover\)/g)) for (const id of m[1]!.match(/[\w-]+/g)!) used.add(id);
+  assert.ok(used.size >= 30, `only ${used.size} ids found in status.js: the patterns above no longer match its code`);
+  const missing = [...used].filter((id) => !ids.has(id));
+  assert.deepEqual(missing, [], 'ids used by status.js but absent from index.html');
 });

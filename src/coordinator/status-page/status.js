@@ -1,165 +1,14 @@
-/**
- * The status page served at GET / by http-server.ts. Self-contained on
- * purpose: the coordinator may run on a machine with no internet, so there are
- * no external scripts, fonts, stylesheets or CDNs. It polls /api/status
- * (status-page.ts) every 1.5 s, draws the curves as inline SVG and reloads the
- * sample grid through a URL that changes with each new sample.
+/*
+ * The live status page's client (index.html loads it; http-server.ts serves
+ * it). It polls /api/status (status-page.ts) every 1.5 s, draws the curves as
+ * inline SVG and reloads the sample grid through a URL that changes with each
+ * new sample. Plain browser JavaScript with no build step and no imports.
  *
- * The client script avoids template literals and `${`, so that it can live
- * inside this TypeScript template string unescaped.
+ * The page's Content-Security-Policy has no 'unsafe-inline': colours and sizes
+ * are set through the CSSOM (element.style.x = …), which CSP allows, and never
+ * through a style attribute (setAttribute('style', …) or el(…, { style })),
+ * which it blocks. Event handlers are attached here, never inline in HTML.
  */
-export const STATUS_PAGE_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>distgan</title>
-<link rel="icon" href="data:,">
-<style>
-:root {
-  --bg: #0d1017; --panel: #151a23; --panel2: #1b2130; --border: #252c3b; --text: #e7eaf0; --muted: #8a93a6;
-  --d: #f5a524; --g: #4ea1ff; --real: #3ccf91; --fake: #f1607d; --tput: #a98bff; --warn: #f5a524; --bad: #f1607d; --ok: #3ccf91;
-}
-* { box-sizing: border-box; }
-html, body { margin: 0; background: var(--bg); color: var(--text);
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-.wrap { max-width: 1400px; margin: 0 auto; padding: 18px 22px 28px; }
-header { display: flex; align-items: center; gap: 16px; flex-wrap: wrap; margin-bottom: 16px; }
-.brand { display: flex; align-items: center; gap: 10px; font-weight: 700; font-size: 19px; letter-spacing: .3px; }
-.brand svg { width: 28px; height: 28px; }
-.runid { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; color: var(--muted); font-size: 13px; }
-.chips { display: flex; gap: 6px; flex-wrap: wrap; }
-.chip { background: var(--panel2); border: 1px solid var(--border); border-radius: 999px; padding: 2px 10px; font-size: 12px; color: var(--muted); }
-.chip b { color: var(--text); font-weight: 600; }
-.spacer { flex: 1; }
-.badge { display: inline-flex; align-items: center; gap: 7px; padding: 4px 12px; border-radius: 999px; font-weight: 600; font-size: 12px;
-  text-transform: uppercase; letter-spacing: .6px; border: 1px solid var(--border); background: var(--panel2); }
-.badge::before { content: ""; width: 8px; height: 8px; border-radius: 50%; background: currentColor; }
-.badge.running { color: var(--ok); } .badge.running::before { animation: pulse 1.6s infinite; }
-.badge.finished { color: var(--g); } .badge.failed { color: var(--bad); } .badge.waiting { color: var(--warn); }
-.badge.offline { color: var(--muted); }
-@keyframes pulse { 0% { box-shadow: 0 0 0 0 rgba(60,207,145,.6); } 70% { box-shadow: 0 0 0 8px rgba(60,207,145,0); } 100% { box-shadow: 0 0 0 0 rgba(60,207,145,0); } }
-.card { background: var(--panel); border: 1px solid var(--border); border-radius: 12px; padding: 14px 16px; }
-.card h2 { margin: 0 0 10px; font-size: 13px; font-weight: 600; color: var(--muted); text-transform: uppercase; letter-spacing: .7px;
-  display: flex; align-items: baseline; gap: 8px; }
-.card h2 .aside { margin-left: auto; text-transform: none; letter-spacing: 0; font-weight: 500; color: var(--muted); }
-.progress { margin-bottom: 14px; }
-.progress-top { display: flex; justify-content: space-between; align-items: baseline; flex-wrap: wrap; gap: 8px; margin-bottom: 10px; }
-.big { font-size: 30px; font-weight: 700; font-variant-numeric: tabular-nums; }
-.muted { color: var(--muted); }
-.bar { height: 10px; border-radius: 999px; background: var(--panel2); overflow: hidden; border: 1px solid var(--border); }
-.fill { height: 100%; width: 0; background: linear-gradient(90deg, var(--g), var(--tput)); transition: width .6s ease; }
-.stats { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 12px; margin-bottom: 14px; }
-.stat .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .6px; display: flex; align-items: center; gap: 6px; }
-.stat .value { font-size: 24px; font-weight: 700; font-variant-numeric: tabular-nums; margin-top: 2px; white-space: nowrap; }
-.stat .sub { color: var(--muted); font-size: 12px; }
-.dot { width: 9px; height: 9px; border-radius: 50%; display: inline-block; }
-.value.bad { color: var(--bad); }
-.error { background: rgba(241,96,125,.12); border: 1px solid var(--bad); color: #ffd3dc; border-radius: 12px; padding: 12px 16px; margin-bottom: 14px;
-  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space: pre-wrap; }
-.hidden { display: none !important; }
-.grid { display: grid; grid-template-columns: minmax(0, 1.7fr) minmax(0, 1fr); gap: 14px; }
-.col { display: flex; flex-direction: column; gap: 14px; min-width: 0; }
-@media (max-width: 980px) { .grid { grid-template-columns: 1fr; } }
-.legend { display: flex; gap: 14px; flex-wrap: wrap; font-size: 12px; color: var(--muted); margin: -4px 0 6px; }
-.legend span { display: inline-flex; align-items: center; gap: 6px; }
-.legend i { width: 14px; height: 3px; border-radius: 2px; display: inline-block; }
-.legend b { color: var(--text); font-weight: 600; font-variant-numeric: tabular-nums; }
-.chartbox { position: relative; }
-svg.chart { width: 100%; height: 210px; display: block; overflow: visible; }
-svg.chart .grid-line { stroke: var(--border); stroke-width: 1; }
-svg.chart .axis-label { fill: var(--muted); font-size: 11px; font-variant-numeric: tabular-nums; }
-svg.chart .series { fill: none; stroke-width: 1.8; stroke-linejoin: round; stroke-linecap: round; }
-svg.chart .area { stroke: none; opacity: .10; }
-svg.chart .nan-mark { fill: var(--bad); }
-svg.chart .cursor { stroke: var(--muted); stroke-dasharray: 3 3; }
-.empty-chart { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center; color: var(--muted); font-size: 13px; pointer-events: none; }
-.tip { position: absolute; pointer-events: none; background: #0b0e14; border: 1px solid var(--border); border-radius: 8px; padding: 6px 9px;
-  font-size: 12px; white-space: nowrap; box-shadow: 0 6px 20px rgba(0,0,0,.4); font-variant-numeric: tabular-nums; z-index: 2; }
-.tip .row { display: flex; align-items: center; gap: 6px; }
-.sample-wrap { position: relative; background: #07090d; border-radius: 10px; border: 1px solid var(--border); min-height: 220px;
-  display: flex; align-items: center; justify-content: center; overflow: hidden; }
-.sample-wrap img { width: 100%; height: auto; max-height: 520px; object-fit: contain; image-rendering: pixelated; display: block; }
-.empty-note { color: var(--muted); font-size: 13px; padding: 30px; text-align: center; }
-.phasebar { display: flex; height: 22px; border-radius: 6px; overflow: hidden; background: var(--panel2); border: 1px solid var(--border); }
-.phasebar div { height: 100%; min-width: 0; transition: flex-grow .5s ease; }
-.phase-legend { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 4px 16px; margin-top: 10px; font-size: 12px; }
-.phase-legend span { display: flex; align-items: center; gap: 6px; color: var(--muted); }
-.phase-legend b { margin-left: auto; color: var(--text); font-weight: 600; font-variant-numeric: tabular-nums; }
-table { width: 100%; border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
-th { text-align: left; color: var(--muted); font-weight: 500; font-size: 11px; text-transform: uppercase; letter-spacing: .6px; padding: 4px 6px; border-bottom: 1px solid var(--border); }
-td { padding: 6px; border-bottom: 1px solid var(--border); }
-tr:last-child td { border-bottom: none; }
-td.num, th.num { text-align: right; }
-.mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
-.straggler { color: var(--warn); font-weight: 600; }
-.kv { display: grid; grid-template-columns: 1fr auto; gap: 4px 12px; font-size: 13px; }
-.kv span:nth-child(odd) { color: var(--muted); }
-.kv span:nth-child(even) { text-align: right; font-variant-numeric: tabular-nums; }
-footer { margin-top: 18px; color: var(--muted); font-size: 12px; display: flex; gap: 10px; flex-wrap: wrap; }
-footer .path { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-</style>
-</head>
-<body>
-<div class="wrap">
-  <header>
-    <div class="brand">
-      <svg viewBox="0 0 32 32" aria-hidden="true"><defs><linearGradient id="lg" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="#4ea1ff"/><stop offset="1" stop-color="#a98bff"/></linearGradient></defs>
-        <rect x="1" y="1" width="30" height="30" rx="8" fill="url(#lg)"/><path d="M8 21 L13 11 L18 18 L24 9" stroke="#0d1017" stroke-width="2.6" fill="none" stroke-linecap="round" stroke-linejoin="round"/></svg>
-      distgan
-    </div>
-    <span class="runid" id="run-id">connecting…</span>
-    <div class="chips" id="chips"></div>
-    <div class="spacer"></div>
-    <span id="state" class="badge waiting">waiting</span>
-  </header>
-
-  <section class="card progress">
-    <div class="progress-top">
-      <div><span class="big" id="step">0</span> <span class="muted">/ <span id="total">0</span> steps</span> <span class="muted" id="pct"></span></div>
-      <div class="muted" id="times">elapsed — · ETA —</div>
-    </div>
-    <div class="bar"><div class="fill" id="fill"></div></div>
-  </section>
-
-  <div id="error" class="error hidden"></div>
-
-  <section class="stats">
-    <div class="card stat"><div class="label"><i class="dot" style="background:var(--tput)"></i>Throughput</div><div class="value" id="s-tput">—</div><div class="sub" id="s-tput-sub">img/s</div></div>
-    <div class="card stat"><div class="label"><i class="dot" style="background:var(--d)"></i>D loss</div><div class="value" id="s-dloss">—</div><div class="sub">discriminator</div></div>
-    <div class="card stat"><div class="label"><i class="dot" style="background:var(--g)"></i>G loss</div><div class="value" id="s-gloss">—</div><div class="sub">generator</div></div>
-    <div class="card stat"><div class="label"><i class="dot" style="background:var(--real)"></i>D acc real</div><div class="value" id="s-accr">—</div><div class="sub">real images judged real</div></div>
-    <div class="card stat"><div class="label"><i class="dot" style="background:var(--fake)"></i>D acc fake</div><div class="value" id="s-accf">—</div><div class="sub">fakes judged fake</div></div>
-    <div class="card stat"><div class="label">Workers</div><div class="value" id="s-workers">—</div><div class="sub" id="s-workers-sub">connected</div></div>
-    <div class="card stat"><div class="label">Checkpoint</div><div class="value" id="s-ckpt">—</div><div class="sub" id="s-ckpt-sub">none yet</div></div>
-  </section>
-
-  <main class="grid">
-    <div class="col">
-      <div class="card"><h2>Losses <span class="aside" id="stride"></span></h2>
-        <div class="legend" id="legend-loss"></div>
-        <div class="chartbox"><svg class="chart" id="chart-loss"></svg><div class="empty-chart" id="empty-loss">waiting for the first step</div></div></div>
-      <div class="card"><h2>Discriminator accuracy</h2>
-        <div class="legend" id="legend-acc"></div>
-        <div class="chartbox"><svg class="chart" id="chart-acc"></svg><div class="empty-chart" id="empty-acc">waiting for the first step</div></div></div>
-      <div class="card"><h2>Throughput</h2>
-        <div class="legend" id="legend-tput"></div>
-        <div class="chartbox"><svg class="chart" id="chart-tput"></svg><div class="empty-chart" id="empty-tput">waiting for the first step</div></div></div>
-    </div>
-    <div class="col">
-      <div class="card"><h2>Latest samples <span class="aside" id="sample-step"></span></h2>
-        <div class="sample-wrap"><img id="sample" class="hidden" alt="latest sample grid"><div class="empty-note" id="sample-empty">No sample grid yet</div></div></div>
-      <div class="card"><h2>Step time <span class="aside" id="step-time"></span></h2>
-        <div class="phasebar" id="phasebar"></div><div class="phase-legend" id="phase-legend"></div></div>
-      <div class="card"><h2>Workers</h2>
-        <table><thead><tr><th>rank</th><th>host</th><th>backend</th><th></th><th class="num">compute</th><th class="num">last step</th></tr></thead>
-        <tbody id="workers"><tr><td colspan="6" class="muted">no worker has joined yet</td></tr></tbody></table></div>
-      <div class="card"><h2>Exchange &amp; health</h2><div class="kv" id="health"></div></div>
-    </div>
-  </main>
-  <footer><span id="updated">not updated yet</span><span>·</span><span id="conn">connecting</span><span>·</span><span class="path" id="outdir"></span></footer>
-</div>
-<script>
 (function () {
   'use strict';
   var POLL_MS = 1500;
@@ -316,7 +165,7 @@ footer .path { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monos
       tip.appendChild(el('div', { 'class': 'muted' }, 'step ' + c.steps[i]));
       c.series.forEach(function (s) {
         var row = el('div', { 'class': 'row' });
-        var sw = el('i', { 'class': 'dot', style: 'background:' + s.color });
+        var sw = el('i', { 'class': 'dot' }); sw.style.background = s.color;
         row.appendChild(sw); row.appendChild(document.createTextNode(s.label + ' ' + c.fmt(s.values[i])));
         tip.appendChild(row);
       });
@@ -469,7 +318,3 @@ footer .path { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monos
   window.addEventListener('resize', function () { clearTimeout(resizeTimer); resizeTimer = setTimeout(function () { if (last) render(last); }, 120); });
   poll();
 })();
-</script>
-</body>
-</html>
-`;
