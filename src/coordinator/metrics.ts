@@ -4,34 +4,25 @@
  * prom-client's global one), so that several runs in one process (tests,
  * benchmarks) cannot collide and the HTTP server serves exactly this run.
  *
- * Naming follows Prometheus practice (docs/metrics.md lists every series):
- * one `distgan_` prefix on distgan's own series (the standard `process_*` and
- * `nodejs_*` ones keep their names), base units (`_seconds`, `_bytes`, `_ratio`), `_total`
- * on counters only, and only bounded labels (network, split, phase, direction,
- * rank). A step number is a value (`distgan_step`), never a label.
+ * Every distgan_* metric is declared once, in metric-table.ts (name, type,
+ * help, unit, labels, and how a RunInfo or StepReport sets it); this module
+ * creates the prom-client metrics from that table and applies its readers.
+ * Naming follows Prometheus practice (docs/metrics.md lists every series, and
+ * a test holds it to the table): one `distgan_` prefix on distgan's own series
+ * (the standard `process_*` and `nodejs_*` ones keep their names), base units
+ * (`_seconds`, `_bytes`, `_ratio`), `_total` on counters only, and only
+ * bounded labels (network, split, phase, direction, rank). A step number is a
+ * value (`distgan_step`), never a label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, register as globalRegistry } from 'prom-client';
-import type { PhaseSeconds, RunInfo, RunObserver, RunSummary, StepReport, WorkerInfo } from './observer.js';
+import { METRICS, type Metric, type MetricKey, type MetricSpec, type Reading } from './metric-table.js';
+import type { RunInfo, RunObserver, RunSummary, StepReport, WorkerInfo } from './observer.js';
 import { RateMeter } from './rate-meter.js';
 
-/** Metric name prefix for distgan's own series (process and Node.js metrics keep their standard names). */
-export const METRIC_PREFIX = 'distgan_';
+export { DURATION_BUCKETS_SECONDS, METRIC_PREFIX, METRIC_TABLE, METRICS, STEP_PHASES } from './metric-table.js';
 
 /** prom-client defaults left out: gauges named like counters (see the constructor). */
 export const UNCONVENTIONAL_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
-
-/**
- * Histogram buckets for step and phase durations, in seconds: from 1 ms (an
- * exchange of a small MLP's gradients over loopback) to 60 s (a DCGAN step on
- * the cpu backend), roughly 1-2.5-5 per decade so that quantiles stay within a
- * factor ~2.5 anywhere in that range.
- */
-export const DURATION_BUCKETS_SECONDS = [
-  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60,
-] as const;
-
-/** The phases of a step, in the order they happen; the label values of distgan_step_phase_seconds. */
-export const STEP_PHASES = ['data', 'd_compute', 'd_exchange', 'g_compute', 'g_exchange', 'apply'] as const satisfies readonly (keyof PhaseSeconds)[];
 
 export interface PrometheusObserverOptions {
   /**
@@ -46,40 +37,56 @@ export interface PrometheusObserverOptions {
 
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
+/** The prom-client class of a declaration, with its label names. */
+type PromMetric<S> = S extends MetricSpec<infer T, infer L>
+  ? T extends 'counter' ? Counter<L> : T extends 'gauge' ? Gauge<L> : Histogram<L>
+  : never;
+
+/** The observer's prom-client metrics, by table key. */
+type Handles = { readonly [K in MetricKey]: PromMetric<(typeof METRICS)[K]> };
+
+/** A declaration with its prom-client metric, tagged by type so that updates narrow. */
+type Bound =
+  | { spec: Metric; type: 'counter'; prom: Counter<string> }
+  | { spec: Metric; type: 'gauge'; prom: Gauge<string> }
+  | { spec: Metric; type: 'histogram'; prom: Histogram<string> };
+
+function create(spec: Metric, registers: Registry[]): Bound {
+  const config = { name: spec.name, help: spec.help, labelNames: Object.keys(spec.labels), registers };
+  switch (spec.type) {
+    case 'counter':
+      return { spec, type: 'counter', prom: new Counter(config) };
+    case 'gauge':
+      return { spec, type: 'gauge', prom: new Gauge(config) };
+    case 'histogram':
+      if (!spec.buckets) throw new TypeError(`histogram ${spec.name} declares no buckets`);
+      return { spec, type: 'histogram', prom: new Histogram({ ...config, buckets: [...spec.buckets] }) };
+  }
+}
+
+/** Every combination of the labels' fixed values (for startAtZero). */
+function labelCombinations(spec: Metric): Record<string, string>[] {
+  let combos: Record<string, string>[] = [{}];
+  for (const [name, values] of Object.entries(spec.labels)) {
+    if (values === 'open') throw new TypeError(`${spec.name}: startAtZero needs fixed values for label ${name}`);
+    combos = combos.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
+  }
+  return combos;
+}
+
 /** Exports a run's progress, health and timing as Prometheus metrics. */
 export class PrometheusObserver implements RunObserver {
   readonly registry: Registry;
 
-  private readonly runInfo: Gauge<'run_id' | 'dataset' | 'model' | 'backend' | 'version'>;
-  private readonly runActive: Gauge;
-  private readonly runStart: Gauge;
-  private readonly targetStep: Gauge;
-  private readonly step: Gauge;
-  private readonly stepsTotal: Counter;
-  private readonly imagesTotal: Counter;
-  private readonly loss: Gauge<'network'>;
-  private readonly accuracy: Gauge<'split'>;
-  private readonly throughput: Gauge;
-  private readonly stepSeconds: Histogram;
-  private readonly phaseSeconds: Histogram<'phase'>;
-  private readonly exchangeBytes: Counter<'direction'>;
-  private readonly lastStepTimestamp: Gauge;
-  private readonly workers: Gauge;
-  private readonly worldSize: Gauge;
-  private readonly workerUp: Gauge<'rank'>;
-  private readonly workerInfo: Gauge<'rank' | 'host' | 'backend'>;
-  private readonly workerCompute: Gauge<'rank'>;
-  private readonly workerData: Gauge<'rank'>;
-  private readonly workerLastStep: Gauge<'rank'>;
-  private readonly checkpointsTotal: Counter;
-  private readonly checkpointLast: Gauge;
-  private readonly peerRejections: Counter;
-  private readonly workerFailures: Counter;
+  /** The prom-client metrics, by METRICS key, for the event methods. */
+  private readonly m: Handles;
+  private readonly bound: Bound[] = [];
+  /** absentUntilSet metrics not registered yet. */
+  private readonly unregistered = new Set<Counter<string> | Gauge<string> | Histogram<string>>();
 
   private readonly meter: RateMeter;
   private readonly connected = new Set<number>();
   private readonly workerInfoLabels = new Map<number, { rank: string; host: string; backend: string }>();
-  private checkpointRegistered = false;
   private running = false;
 
   constructor(registry: Registry, options: PrometheusObserverOptions = {}) {
@@ -89,117 +96,24 @@ export class PrometheusObserver implements RunObserver {
     if (registry === globalRegistry) throw new TypeError('PrometheusObserver must be given its own Registry, not prom-client\'s global one');
     this.registry = registry;
     this.meter = new RateMeter(options.throughputHalfLifeSeconds ?? 10);
-    const registers = [registry];
-    const p = METRIC_PREFIX;
 
-    this.runInfo = new Gauge({
-      name: `${p}run_info`,
-      help: 'Constant 1, labelled with the run id, dataset, model, compute backend and distgan version.',
-      labelNames: ['run_id', 'dataset', 'model', 'backend', 'version'],
-      registers,
-    });
-    this.runActive = new Gauge({ name: `${p}run_active`, help: '1 while a run is in progress (between start and end), else 0.', registers });
-    this.runStart = new Gauge({ name: `${p}run_start_timestamp_seconds`, help: 'Unix time the run started.', registers });
-    this.targetStep = new Gauge({ name: `${p}target_step`, help: 'Step number this invocation runs to.', registers });
-    this.step = new Gauge({ name: `${p}step`, help: 'Number of the latest completed step (absolute, counts resumed steps).', registers });
-    this.stepsTotal = new Counter({ name: `${p}steps_total`, help: 'Training steps completed by this process.', registers });
-    this.imagesTotal = new Counter({ name: `${p}images_total`, help: 'Real images consumed by completed steps in this process.', registers });
-    this.loss = new Gauge({
-      name: `${p}loss`,
-      help: 'Loss of the latest step, averaged over ranks; NaN when it diverged.',
-      labelNames: ['network'],
-      registers,
-    });
-    this.accuracy = new Gauge({
-      name: `${p}discriminator_accuracy_ratio`,
-      help: 'Fraction of real (split="real") or generated (split="fake") images the discriminator classified correctly in the latest step.',
-      labelNames: ['split'],
-      registers,
-    });
-    this.throughput = new Gauge({
-      name: `${p}throughput_images_per_second`,
-      help: 'Images per second, exponentially smoothed over wall time (half-life 10 s by default).',
-      registers,
-    });
-    this.stepSeconds = new Histogram({
-      name: `${p}step_seconds`,
-      help: 'Wall time of one step at the coordinator.',
-      buckets: [...DURATION_BUCKETS_SECONDS],
-      registers,
-    });
-    this.phaseSeconds = new Histogram({
-      name: `${p}step_phase_seconds`,
-      help: 'Wall time of one phase of a step (slowest rank for compute and data; unexplained remainder for exchange).',
-      labelNames: ['phase'],
-      buckets: [...DURATION_BUCKETS_SECONDS],
-      registers,
-    });
-    this.exchangeBytes = new Counter({
-      name: `${p}exchange_bytes_total`,
-      help: 'Bytes of message frames the coordinator sent to or received from workers.',
-      labelNames: ['direction'],
-      registers,
-    });
-    this.lastStepTimestamp = new Gauge({
-      name: `${p}last_step_timestamp_seconds`,
-      help: 'Unix time the latest step completed; the run start time until the first step does.',
-      registers,
-    });
-    this.workers = new Gauge({ name: `${p}workers`, help: 'Workers currently connected.', registers });
-    this.worldSize = new Gauge({ name: `${p}world_size`, help: 'Workers the run expects.', registers });
-    this.workerUp = new Gauge({
-      name: `${p}worker_up`,
-      help: '1 while the worker of this rank is connected, 0 after it was lost.',
-      labelNames: ['rank'],
-      registers,
-    });
-    this.workerInfo = new Gauge({
-      name: `${p}worker_info`,
-      help: 'Constant 1 per joined rank, labelled with its host and compute backend.',
-      labelNames: ['rank', 'host', 'backend'],
-      registers,
-    });
-    this.workerCompute = new Gauge({
-      name: `${p}worker_compute_seconds`,
-      help: 'D plus G compute seconds of this rank in the latest step (stragglers stand out here).',
-      labelNames: ['rank'],
-      registers,
-    });
-    this.workerData = new Gauge({
-      name: `${p}worker_data_seconds`,
-      help: 'Seconds this rank waited for its slice of data in the latest step.',
-      labelNames: ['rank'],
-      registers,
-    });
-    this.workerLastStep = new Gauge({
-      name: `${p}worker_last_step_timestamp_seconds`,
-      help: 'Unix time the coordinator received this rank\'s last result.',
-      labelNames: ['rank'],
-      registers,
-    });
-    this.checkpointsTotal = new Counter({ name: `${p}checkpoints_total`, help: 'Checkpoints written by this process.', registers });
-    // Registered on the first checkpoint only: until then the series is absent,
-    // which reads as "never" instead of a 1970 timestamp (a labelless
-    // prom-client gauge would export 0).
-    this.checkpointLast = new Gauge({
-      name: `${p}checkpoint_last_timestamp_seconds`,
-      help: 'Unix time the latest checkpoint was written; absent before the first one.',
-      registers: [],
-    });
-    this.peerRejections = new Counter({
-      name: `${p}peer_rejections_total`,
-      help: 'Connections refused by CURVE authentication or the join handshake.',
-      registers,
-    });
-    this.workerFailures = new Counter({
-      name: `${p}worker_failures_total`,
-      help: 'Workers lost while a run was in progress.',
-      registers,
-    });
-
+    const handles: Record<string, Bound['prom']> = {};
+    for (const [key, spec] of Object.entries(METRICS) as [MetricKey, Metric][]) {
+      const b = create(spec, spec.absentUntilSet ? [] : [registry]);
+      if (spec.absentUntilSet) this.unregistered.add(b.prom);
+      this.bound.push(b);
+      handles[key] = b.prom;
+    }
+    this.m = handles as unknown as Handles;
     // Known label values start at zero so rate() sees the first increment.
-    for (const direction of ['sent', 'received']) this.exchangeBytes.inc({ direction }, 0);
-    for (const phase of STEP_PHASES) this.phaseSeconds.zero({ phase });
+    for (const b of this.bound) {
+      if (!b.spec.startAtZero) continue;
+      for (const labels of labelCombinations(b.spec)) {
+        if (b.type === 'histogram') b.prom.zero(labels);
+        else if (b.type === 'counter') b.prom.inc(labels, 0);
+        else b.prom.set(labels, 0);
+      }
+    }
 
     if (options.processMetrics ?? true) {
       // Unprefixed: stock Node.js and process dashboards (process_cpu_seconds_total,
@@ -212,96 +126,93 @@ export class PrometheusObserver implements RunObserver {
     }
   }
 
+  /** Registers an absentUntilSet metric on its first update. */
+  private present(prom: Bound['prom']): void {
+    if (this.unregistered.delete(prom)) this.registry.registerMetric(prom);
+  }
+
+  /** Applies one reading by the metric's type (see metric-table.ts): set, add if positive, observe if not negative. */
+  private update(b: Bound, labels: Readonly<Record<string, string>> | undefined, v: number): void {
+    switch (b.type) {
+      case 'gauge':
+        this.present(b.prom);
+        if (labels) b.prom.set(labels, v);
+        else b.prom.set(v);
+        return;
+      case 'counter':
+        if (!isFiniteNumber(v) || v <= 0) return;
+        this.present(b.prom);
+        if (labels) b.prom.inc(labels, v);
+        else b.prom.inc(v);
+        return;
+      case 'histogram':
+        if (!isFiniteNumber(v) || v < 0) return;
+        this.present(b.prom);
+        if (labels) b.prom.observe(labels, v);
+        else b.prom.observe(v);
+        return;
+    }
+  }
+
+  /** Applies what a table reader returned: a number (no labels) or one reading per series; undefined changes nothing. */
+  private apply(b: Bound, value: number | undefined | readonly Reading<string>[]): void {
+    if (value === undefined) return;
+    if (typeof value === 'number') {
+      this.update(b, undefined, value);
+      return;
+    }
+    for (const r of value) if (r.value !== undefined) this.update(b, r.labels, r.value);
+  }
+
   runStarted(info: RunInfo): void {
     this.running = true;
     this.meter.reset();
     this.connected.clear();
-    this.runInfo.reset();
-    this.runInfo.set(
-      { run_id: info.runId, dataset: info.dataset, model: info.model, backend: info.backend, version: info.version },
-      1,
-    );
-    this.runActive.set(1);
-    this.runStart.set(info.startedAt);
-    this.targetStep.set(info.totalSteps);
-    this.step.set(info.startStep);
-    // Seeded with the start time so a run that never completes a step reads
-    // as stalled after the alert's threshold, instead of since 1970.
-    this.lastStepTimestamp.set(info.startedAt);
-    this.worldSize.set(info.worldSize);
-    this.workers.set(0);
-    this.workerUp.reset();
-    this.workerInfo.reset();
     this.workerInfoLabels.clear();
-    this.workerCompute.reset();
-    this.workerData.reset();
-    this.workerLastStep.reset();
-    this.throughput.set(0);
+    for (const b of this.bound) {
+      if (b.spec.resetAtRunStart) b.prom.reset();
+      if (b.spec.fromRun) this.apply(b, b.spec.fromRun(info));
+    }
   }
 
   workerJoined(worker: WorkerInfo): void {
     const rank = String(worker.rank);
     this.connected.add(worker.rank);
-    this.workers.set(this.connected.size);
-    this.workerUp.set({ rank }, 1);
+    this.m.workers.set(this.connected.size);
+    this.m.workerUp.set({ rank }, 1);
     const old = this.workerInfoLabels.get(worker.rank);
-    if (old) this.workerInfo.remove(old);
+    if (old) this.m.workerInfo.remove(old);
     const labels = { rank, host: worker.host, backend: worker.backend };
     this.workerInfoLabels.set(worker.rank, labels);
-    this.workerInfo.set(labels, 1);
+    this.m.workerInfo.set(labels, 1);
   }
 
   workerLost(rank: number): void {
     this.connected.delete(rank);
-    this.workers.set(this.connected.size);
-    this.workerUp.set({ rank: String(rank) }, 0);
+    this.m.workers.set(this.connected.size);
+    this.m.workerUp.set({ rank: String(rank) }, 0);
     // Workers leaving after the run ended are a shutdown, not a failure.
-    if (this.running) this.workerFailures.inc();
+    if (this.running) this.m.workerFailures.inc();
   }
 
   stepCompleted(r: StepReport): void {
-    this.stepsTotal.inc();
-    if (isFiniteNumber(r.images) && r.images > 0) this.imagesTotal.inc(r.images);
-    this.step.set(r.step);
-    // NaN and ±Inf are exported as such: that is what the divergence alert looks for.
-    this.loss.set({ network: 'discriminator' }, r.dLoss);
-    this.loss.set({ network: 'generator' }, r.gLoss);
-    this.accuracy.set({ split: 'real' }, r.dAccuracyReal);
-    this.accuracy.set({ split: 'fake' }, r.dAccuracyFake);
-    if (isFiniteNumber(r.stepSeconds) && r.stepSeconds >= 0) this.stepSeconds.observe(r.stepSeconds);
-    for (const phase of STEP_PHASES) {
-      const s = r.phaseSeconds?.[phase];
-      if (isFiniteNumber(s) && s >= 0) this.phaseSeconds.observe({ phase }, s);
-    }
-    if (isFiniteNumber(r.exchangeBytes?.sent) && r.exchangeBytes.sent > 0) this.exchangeBytes.inc({ direction: 'sent' }, r.exchangeBytes.sent);
-    if (isFiniteNumber(r.exchangeBytes?.received) && r.exchangeBytes.received > 0) this.exchangeBytes.inc({ direction: 'received' }, r.exchangeBytes.received);
     const time = isFiniteNumber(r.time) ? r.time : Date.now() / 1000;
-    this.lastStepTimestamp.set(time);
-    for (const rs of r.ranks ?? []) {
-      const rank = String(rs.rank);
-      if (isFiniteNumber(rs.computeSeconds)) this.workerCompute.set({ rank }, rs.computeSeconds);
-      if (isFiniteNumber(rs.dataSeconds)) this.workerData.set({ rank }, rs.dataSeconds);
-      if (isFiniteNumber(rs.timestamp)) this.workerLastStep.set({ rank }, rs.timestamp);
-    }
-    const rate = this.meter.record(r.images, time, r.stepSeconds);
-    if (rate !== undefined) this.throughput.set(rate);
+    const step = { time, imagesPerSecond: this.meter.record(r.images, time, r.stepSeconds) };
+    for (const b of this.bound) if (b.spec.fromStep) this.apply(b, b.spec.fromStep(r, step));
   }
 
   checkpointWritten(_step: number, _path: string, unixSeconds: number): void {
-    if (!this.checkpointRegistered) {
-      this.registry.registerMetric(this.checkpointLast);
-      this.checkpointRegistered = true;
-    }
-    this.checkpointLast.set(isFiniteNumber(unixSeconds) ? unixSeconds : Date.now() / 1000);
-    this.checkpointsTotal.inc();
+    this.present(this.m.checkpointLast);
+    this.m.checkpointLast.set(isFiniteNumber(unixSeconds) ? unixSeconds : Date.now() / 1000);
+    this.m.checkpointsTotal.inc();
   }
 
   peerRejected(): void {
-    this.peerRejections.inc();
+    this.m.peerRejections.inc();
   }
 
   runEnded(_summary: RunSummary | undefined): void {
     this.running = false;
-    this.runActive.set(0);
+    this.m.runActive.set(0);
   }
 }

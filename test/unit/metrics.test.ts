@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Registry, register as globalRegistry } from 'prom-client';
-import { PrometheusObserver, STEP_PHASES, DURATION_BUCKETS_SECONDS } from '../../src/coordinator/metrics.js';
+import { PrometheusObserver, STEP_PHASES, DURATION_BUCKETS_SECONDS, METRIC_PREFIX, METRIC_TABLE } from '../../src/coordinator/metrics.js';
+import type { Metric } from '../../src/coordinator/metric-table.js';
 import { ObserverFanout, type RunInfo, type StepReport } from '../../src/coordinator/observer.js';
+import { ROOT } from '../helpers/cli.js';
 
 interface Sample {
   name: string;
@@ -150,6 +154,25 @@ test('a run fed through the observer facade is exported with the documented name
   // Throughput: first step 64 images over its 0.5 s, second 64 over 0.5 s wall → 128 img/s.
   assert.ok(Math.abs(one(samples, 'distgan_throughput_images_per_second').value - 128) < 1e-9);
 
+  // Every declared metric is exported with its declared type and help (the
+  // checkpoint timestamp too, now that one was written), and nothing else is.
+  const help = new Map([...(await registry.metrics()).matchAll(/^# HELP (\S+) (.*)$/gm)].map((h) => [h[1]!, h[2]!]));
+  assert.deepEqual([...types.keys()].filter((n) => n.startsWith(METRIC_PREFIX)).sort(), METRIC_TABLE.map((m) => m.name).sort());
+  for (const m of METRIC_TABLE) {
+    assert.equal(types.get(m.name), m.type, `${m.name} type`);
+    assert.equal(help.get(m.name), m.help, `${m.name} help`);
+  }
+  // Labels on the series are the declared ones, with declared values where those are fixed.
+  for (const s of samples.filter((x) => x.name.startsWith(METRIC_PREFIX))) {
+    const m = METRIC_TABLE.find((x) => s.name === x.name || (x.type === 'histogram' && ['_bucket', '_sum', '_count'].some((suffix) => s.name === x.name + suffix)));
+    assert.ok(m, `${s.name} is not in the metric table`);
+    const declared = Object.keys(m.labels).concat(s.name === `${m.name}_bucket` ? ['le'] : []);
+    assert.deepEqual(Object.keys(s.labels).sort(), declared.sort(), `${s.name} labels`);
+    for (const [k, values] of Object.entries(m.labels)) {
+      if (values !== 'open') assert.ok(values.includes(s.labels[k]!), `${s.name}{${k}="${s.labels[k]}"} is not a declared value`);
+    }
+  }
+
   // Types and naming conventions.
   assert.equal(types.get('distgan_images_total'), 'counter');
   assert.equal(types.get('distgan_steps_total'), 'counter');
@@ -247,4 +270,171 @@ test('a second run on the same observer replaces the run info and per-rank serie
   assert.equal(one(samples, 'distgan_run_info').labels.run_id, 'run-2');
   assert.equal(find(samples, 'distgan_worker_up').length, 0);
   assert.equal(one(samples, 'distgan_workers').value, 0);
+});
+
+/** A row of one of docs/metrics.md's reference tables (header `| metric | type | unit | labels | meaning |`). */
+interface DocRow {
+  name: string;
+  type: string;
+  unit: string;
+  /** Label names in order, each with its listed values ('open' when none are listed). */
+  labels: [string, string[] | 'open'][];
+  line: number;
+}
+
+const METRIC_HEADER = ['metric', 'type', 'unit', 'labels', 'meaning'];
+/** Splits a table row on its unescaped pipes (`\|` separates label values inside a cell). */
+const cells = (line: string) => line.trim().replace(/^\|/, '').replace(/(?<!\\)\|$/, '').split(/(?<!\\)\|/).map((c) => c.trim());
+const code = (cell: string, what: string) => {
+  const m = /^`([^`]+)`$/.exec(cell.trim());
+  assert.ok(m, `${what}: expected one \`code\` span, got ${JSON.stringify(cell)}`);
+  return m[1]!;
+};
+
+/** Parses the labels cell: `—`, or `` `a`, `b` = `x` \| `y` ``. */
+function parseLabels(cell: string, what: string): DocRow['labels'] {
+  if (cell === '—') return [];
+  return cell.split(',').map((part) => {
+    const [name, values] = part.split(/ = /);
+    return [code(name!, what), values === undefined ? 'open' : values.split('\\|').map((v) => code(v, what))];
+  });
+}
+
+function parseMetricTables(doc: string): DocRow[] {
+  const rows: DocRow[] = [];
+  const lines = doc.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i]!.startsWith('|') || JSON.stringify(cells(lines[i]!)) !== JSON.stringify(METRIC_HEADER)) continue;
+    assert.match(lines[i + 1]!, /^\|(---\|)+$/, `docs/metrics.md:${i + 2}: table separator`);
+    for (let j = i + 2; j < lines.length && lines[j]!.startsWith('|'); j++) {
+      const c = cells(lines[j]!);
+      const what = `docs/metrics.md:${j + 1}`;
+      assert.equal(c.length, METRIC_HEADER.length, `${what}: ${c.length} cells`);
+      rows.push({ name: code(c[0]!, what), type: c[1]!, unit: c[2]!, labels: parseLabels(c[3]!, what), line: j + 1 });
+    }
+  }
+  return rows;
+}
+
+/** The series names a metric exports (a histogram's _bucket, _sum and _count besides its own name). */
+const seriesNames = (m: Metric) => (m.type === 'histogram' ? [m.name, `${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name]);
+const exported = new Set(METRIC_TABLE.flatMap(seriesNames));
+const mentioned = (text: string) => new Set([...text.matchAll(/\bdistgan_[a-z0-9_]+/g)].map((m) => m[0]));
+
+/** What docs/metrics.md gets wrong against the metric table; empty when they agree. */
+function docProblems(doc: string): string[] {
+  const problems: string[] = [];
+  const rows = parseMetricTables(doc);
+  const byName = new Map<string, DocRow>();
+  for (const r of rows) {
+    if (byName.has(r.name)) problems.push(`docs/metrics.md:${r.line}: ${r.name} has a second row`);
+    byName.set(r.name, r);
+  }
+  for (const m of METRIC_TABLE) {
+    const r = byName.get(m.name);
+    if (!r) {
+      problems.push(`${m.name} (src/coordinator/metric-table.ts) has no row in docs/metrics.md`);
+      continue;
+    }
+    const where = `docs/metrics.md:${r.line}: ${m.name}`;
+    if (r.type !== m.type) problems.push(`${where}: type ${r.type}, code says ${m.type}`);
+    if (r.unit !== m.unit) problems.push(`${where}: unit ${r.unit}, code says ${m.unit}`);
+    const labels = Object.entries(m.labels).map(([k, v]) => [k, v === 'open' ? 'open' : [...v]]);
+    if (JSON.stringify(r.labels) !== JSON.stringify(labels)) problems.push(`${where}: labels ${JSON.stringify(r.labels)}, code says ${JSON.stringify(labels)}`);
+  }
+  for (const r of rows) {
+    if (!METRIC_TABLE.some((m) => m.name === r.name)) problems.push(`docs/metrics.md:${r.line}: ${r.name} is not a metric the code exports`);
+  }
+  // Nor may any prose or example query on the page name a series that does not exist.
+  for (const name of mentioned(doc)) if (!exported.has(name)) problems.push(`docs/metrics.md mentions ${name}, which the code does not export`);
+  return problems;
+}
+
+const metricsDoc = () => readFileSync(join(ROOT, 'docs', 'metrics.md'), 'utf8');
+
+test('docs/metrics.md has a row for every metric in the table, with its type, unit and labels, and no other', () => {
+  const doc = metricsDoc();
+  assert.equal(parseMetricTables(doc).length, METRIC_TABLE.length);
+  assert.deepEqual(docProblems(doc), []);
+});
+
+test('the docs check finds a missing or extra row, a wrong type, unit or label, and an unknown name (it can fail)', () => {
+  const doc = metricsDoc();
+  const broken = (from: string | RegExp, to: string) => {
+    const b = doc.replace(from, to);
+    assert.notEqual(b, doc, `${from} is in docs/metrics.md`);
+    return docProblems(b);
+  };
+  const one = (problems: string[], re: RegExp) => {
+    assert.equal(problems.length, 1, `expected one problem matching ${re}, got: ${problems.join('; ')}`);
+    assert.match(problems[0]!, re);
+  };
+  one(broken(/^\| `distgan_workers` \|.*\n/m, ''), /distgan_workers .* has no row/);
+  one(broken('| `distgan_step_seconds` | histogram | s |', '| `distgan_step_seconds` | histogram | ms |'), /distgan_step_seconds: unit ms, code says s/);
+  one(broken('| `distgan_steps_total` | counter |', '| `distgan_steps_total` | gauge |'), /distgan_steps_total: type gauge/);
+  one(broken('| loss value | `network` = `discriminator` \\| `generator` |', '| loss value | `network` = `generator` \\| `discriminator` |'), /distgan_loss: labels/);
+  one(broken('| `distgan_worker_up` | gauge | 0/1 | `rank` |', '| `distgan_worker_up` | gauge | 0/1 | `rank`, `host` |'), /distgan_worker_up: labels/);
+  const extra = broken(/^(\| `distgan_workers` \|.*\n)/m, '$1| `distgan_workers_wanted` | gauge | workers | — | not a metric |\n');
+  assert.ok(extra.some((p) => /distgan_workers_wanted is not a metric the code exports/.test(p)), extra.join('\n'));
+  one(broken('distgan_step{job="distgan"} / distgan_target_step', 'distgan_steps{job="distgan"} / distgan_target_step'), /mentions distgan_steps,/);
+  assert.deepEqual(parseLabels('`phase` = `data` \\| `apply`, `rank`', 'x'), [['phase', ['data', 'apply']], ['rank', 'open']]);
+});
+
+test('the Grafana dashboards and the Prometheus rules query only metrics the code exports', () => {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const f of readdirSync(dir)) {
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else files.push(p);
+    }
+  };
+  walk(join(ROOT, 'deploy', 'grafana'));
+  walk(join(ROOT, 'deploy', 'prometheus'));
+  let seen = 0;
+  for (const f of files) {
+    for (const name of mentioned(readFileSync(f, 'utf8'))) {
+      assert.ok(exported.has(name), `${f} uses ${name}, which the code does not export`);
+      seen++;
+    }
+  }
+  assert.ok(seen > 20, `only ${seen} metric names found under deploy/`);
+});
+
+test('the metric table follows Prometheus naming: prefix, base units, _total on counters only, bounded labels', () => {
+  const names = METRIC_TABLE.map((m) => m.name);
+  assert.equal(new Set(names).size, names.length, 'names are unique');
+  for (const m of METRIC_TABLE) {
+    const n = m.name;
+    assert.match(n, /^distgan_[a-z][a-z0-9_]*[a-z0-9]$/, `${n}: distgan_ prefix, snake_case`);
+    assert.ok(n.startsWith(METRIC_PREFIX));
+    // promtool check metrics: counters end in _total, and nothing else does.
+    assert.equal(n.endsWith('_total'), m.type === 'counter', `${n} is a ${m.type}: _total is for counters only`);
+    assert.ok(!/_total_|_(count|sum|bucket)$/.test(n), `${n}: reserved suffix`);
+    // Base units only.
+    const nonBase = ['milliseconds', 'microseconds', 'nanoseconds', 'ms', 'us', 'ns', 'minutes', 'hours', 'days', 'percent', 'kilobytes', 'megabytes', 'gigabytes', 'kb', 'mb', 'gb', 'bits'];
+    for (const word of n.split('_')) assert.ok(!nonBase.includes(word), `${n}: ${word} is not a base unit (seconds, bytes, ratio)`);
+    const unitFor: [RegExp, string][] = [
+      [/_timestamp_seconds$/, 'Unix s'],
+      [/_seconds$/, 's'],
+      [/_bytes(_total)?$/, 'bytes'],
+      [/_ratio$/, 'ratio 0–1'],
+      [/_info$/, '— (always 1)'],
+      [/_per_second$/, `${n.replace(/^distgan_(throughput_)?/, '').replace(/_per_second$/, '')}/s`],
+    ];
+    const rule = unitFor.find(([re]) => re.test(n));
+    if (rule) assert.equal(m.unit, rule[1], `${n}: its name says the unit is ${rule[1]}`);
+    else assert.ok(!['s', 'Unix s', 'bytes', 'ratio 0–1', '— (always 1)'].includes(m.unit) && !m.unit.endsWith('/s'), `${n}: unit ${m.unit} belongs in the name (_seconds, _bytes, _ratio, _info, _per_second)`);
+    assert.ok(m.help.length > 10 && m.help.endsWith('.') && !m.help.includes('\n'), `${n}: help is one sentence`);
+    // Labels: valid, never `le` (histograms own it) or a step number.
+    for (const [k, values] of Object.entries(m.labels)) {
+      assert.match(k, /^[a-z][a-z0-9_]*$/, `${n}: label ${k}`);
+      assert.ok(!['le', 'quantile', 'step', 'job', 'instance'].includes(k), `${n}: label ${k} is reserved or unbounded`);
+      if (values !== 'open') assert.ok(values.length > 0 && new Set(values).size === values.length, `${n}: ${k} values`);
+    }
+    assert.equal(m.buckets !== undefined, m.type === 'histogram', `${n}: buckets are for histograms, and every histogram declares them`);
+    if (m.buckets) assert.ok(m.buckets.every((b, i) => b > 0 && (i === 0 || b > m.buckets![i - 1]!)), `${n}: buckets ascend`);
+    if (m.startAtZero) assert.ok(Object.values(m.labels).length > 0 && Object.values(m.labels).every((v) => v !== 'open'), `${n}: startAtZero needs fixed label values`);
+    if (m.fromRun) assert.equal(m.type, 'gauge', `${n}: only gauges are set at run start`);
+  }
 });
