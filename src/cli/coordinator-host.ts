@@ -10,7 +10,8 @@ import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import type { Router } from 'zeromq';
-import type { RunConfig, BackendRequest } from '../shared/config.js';
+import type { RunConfig } from '../shared/config.js';
+import type { BackendRequest } from '../shared/compute/backends.js';
 import { ConfigError } from '../shared/errors.js';
 import type { Checkpoint } from '../shared/checkpoint.js';
 import { initBackend } from '../shared/compute/backend.js';
@@ -24,7 +25,7 @@ import { PrometheusObserver } from '../coordinator/metrics.js';
 import { StatusObserver } from '../coordinator/status-page.js';
 import { LineAppender, RUN_LOG_FILE_NAME, STATS_FILE_NAME, StatsFileObserver } from '../coordinator/stats-file.js';
 import { startHttpServer } from '../coordinator/http-server.js';
-import { readEnv } from '../shared/env.js';
+import { readEnv } from './env.js';
 
 export interface HostedRun {
   coordinator: Coordinator;

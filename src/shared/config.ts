@@ -13,12 +13,13 @@
  * them (an error names the flag, the variable or the file and key), keeps the
  * highest, and reports where each value came from for `--dry-run`.
  */
-import { availableParallelism } from 'node:os';
 import { ConfigError } from './errors.js';
+import { findModel, modelDefinitions, modelKinds } from './models/registry.js';
+import { BACKEND_REQUESTS, type BackendRequest } from './compute/backends.js';
 
-export type BackendRequest = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type LogFormat = 'auto' | 'bar' | 'plain' | 'json';
-export type ModelKind = 'auto' | 'dcgan' | 'mlp';
+/** 'auto' or a kind in the model registry (models/registry.ts: 'dcgan', 'mlp', …). */
+export type ModelKind = string;
 /** What the coordinator does when a rank's gradient fails the averaging guard. */
 export type BadGradientPolicy = 'fail' | 'skip-step' | 'drop-worker';
 export const BAD_GRADIENT_POLICIES: readonly BadGradientPolicy[] = ['fail', 'skip-step', 'drop-worker'];
@@ -124,14 +125,22 @@ function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 }
 
-export const BACKENDS: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+/** `--model`: 'auto' or a registered kind, looked up when parsed (so kinds registered at run time count). */
+const modelKind: Parser<ModelKind> = (raw, flag) => {
+  if (raw !== 'auto' && findModel(raw) === undefined) throw bad(flag, raw, `one of ${['auto', ...modelKinds()].join(', ')}`);
+  return raw as ModelKind;
+};
+/** "'auto' (default: dcgan for images, mlp for points), 'dcgan' or 'mlp'", from the registry. */
+const MODEL_DESCRIPTION =
+  `'auto' (default: ${modelDefinitions().map((d) => `${d.kind} for ${d.autoFor}`).join(', ')}), ` +
+  modelKinds().map((k) => `'${k}'`).join(', ').replace(/, ([^,]*)$/, ' or $1');
 
 /** The table. Flag names are stable API: docs, deploy manifests and tests refer to them. */
 export const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'steps', flags: '--steps <n>', description: 'absolute number of optimizer steps to train to (default 2000)', parse: int(1), default: 2000, training: false },
   { key: 'batchSize', flags: '--batch-size <n>', description: 'global batch size in samples, split across workers (default 64)', parse: int(1, 65536), default: 64, training: true },
   { key: 'dataset', flags: '--dataset <name|dir>', description: "'mnist' (embedded, default), 'ring8', 'grid25', or a directory made by `distgan prepare`", parse: str, default: 'mnist', training: true },
-  { key: 'model', flags: '--model <kind>', description: "'auto' (default: dcgan for images, mlp for points), 'dcgan' or 'mlp'", parse: oneOf(['auto', 'dcgan', 'mlp'] as const), default: 'auto', training: true },
+  { key: 'model', flags: '--model <kind>', description: MODEL_DESCRIPTION, parse: modelKind, default: 'auto', training: true },
   { key: 'width', flags: '--width <x>', description: 'channel/width multiplier of G and D (default 1 = the reference DCGAN)', parse: num(0, 16, { exclusiveMin: true }), default: 1, training: true },
   { key: 'batchNorm', flags: '--no-batch-norm', description: 'train G without batch normalisation (default: with)', parse: bool, default: true, training: true },
   { key: 'latentDim', flags: '--latent-dim <n>', description: 'size of z ~ N(0, I) (default 100)', parse: int(1, 4096), default: 100, training: true },
@@ -144,7 +153,7 @@ export const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'instanceNoise', flags: '--instance-noise <σ>', description: 'σ of Gaussian noise added to D inputs, in data units (default 0 = off)', parse: num(0, 10), default: 0, training: true },
   { key: 'flip', flags: '--flip', description: 'random horizontal flips of real images (default off)', parse: bool, default: false, training: true },
   { key: 'out', flags: '--out <dir>', description: 'run folder (default runs/<UTC timestamp>; on --resume, the resumed run folder)', parse: str, default: () => `runs/${timestamp()}`, training: false },
-  { key: 'backend', flags: '--backend <name>', description: 'compute backend: auto (default: tensorflow → webgpu on hardware → wasm), tensorflow, webgpu, wasm, cpu', parse: oneOf(BACKENDS), default: 'auto', training: false },
+  { key: 'backend', flags: '--backend <name>', description: 'compute backend: auto (default: tensorflow → webgpu on hardware → wasm), tensorflow, webgpu, wasm, cpu', parse: oneOf(BACKEND_REQUESTS), default: 'auto', training: false },
   { key: 'resume', flags: '--resume <path>', description: 'continue exactly from a run folder (its latest checkpoint) or a checkpoint file (default: none, a fresh run)', parse: optStr, default: undefined, training: false },
   { key: 'resumeLatestValid', flags: '--resume-latest-valid', description: 'with --resume <run folder>: continue from the newest checkpoint that verifies, skipping newer corrupt ones (default off: a corrupt newest checkpoint is an error)', parse: bool, default: false, training: false },
   { key: 'onBadGradient', flags: '--on-bad-gradient <policy>', description: "when a rank's gradient is non-finite or its norm fails the guard: fail (default: checkpoint the last good step, exit naming the rank), skip-step (discard that update on every replica and go on), drop-worker (needs elastic membership, not available yet)", parse: oneOf(BAD_GRADIENT_POLICIES), default: 'fail', training: false },
@@ -413,30 +422,4 @@ export function trainingPart(cfg: TrainingConfig): TrainingConfig {
 export function flagOf(key: keyof RunConfig): string {
   const def = RUN_OPTIONS.find((o) => o.key === key);
   return def ? flagName(def) : key;
-}
-
-/** Parses "0,1,3" into GPU indices. */
-export function parseGpuList(raw: string, flag = '--gpus'): number[] {
-  const parts = raw.split(',').map((s) => s.trim());
-  const ids = parts.map((p) => int(0, 1023)(p, flag));
-  if (ids.length === 0) throw new ConfigError(`${flag}: empty GPU list`);
-  if (new Set(ids).size !== ids.length) throw new ConfigError(`${flag}: ${JSON.stringify(raw)} lists a GPU twice`);
-  return ids;
-}
-
-/**
- * The CUDA_VISIBLE_DEVICES entry for local GPU index `gpu`: indices count within
- * the launcher's own CUDA_VISIBLE_DEVICES when it has one, as torchrun's local
- * ranks do.
- */
-export function visibleDeviceFor(gpu: number, inherited: string | undefined): string {
-  const list = inherited?.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (!list || list.length === 0) return String(gpu);
-  if (gpu >= list.length) throw new ConfigError(`--gpus ${gpu}: only ${list.length} GPUs are visible (CUDA_VISIBLE_DEVICES=${inherited})`);
-  return list[gpu]!;
-}
-
-/** Default worker count with no GPU: one per core (wasm threads do not work in Node). */
-export function defaultWorkerCount(): number {
-  return Math.max(1, availableParallelism());
 }

@@ -8,12 +8,8 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
-import {
-  BACKEND_REQUESTS,
-  initBackend,
-  parseBackendRequest,
-  type BackendRequest,
-} from '../../src/shared/compute/backend.js';
+import { initBackend } from '../../src/shared/compute/backend.js';
+import { BACKEND_REQUESTS, parseBackendRequest, type BackendRequest } from '../../src/shared/compute/backends.js';
 import { wasmKernelsRegistered } from '../../src/shared/compute/kernels/register.js';
 import { tf } from '../../src/shared/compute/tf.js';
 import { BackendUnavailableError, ConfigError, DistganError } from '../../src/shared/errors.js';

@@ -1,6 +1,7 @@
 /**
- * Model specs, the DCGAN/MLP builders and the positional variable layout.
- * Building is cheap on the cpu backend; nothing here trains.
+ * Model specs, the DCGAN and MLP definitions (built through the model
+ * registry) and the positional variable layout. Building is cheap on the cpu
+ * backend; nothing here trains. model-registry.test.ts covers the registry.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
-import { BACKENDS, int, oneOf } from '../../shared/config.js';
+import { int, oneOf } from '../../shared/config.js';
+import { BACKEND_REQUESTS as BACKENDS } from '../../shared/compute/backends.js';
 import { PACKAGE_ROOT } from '../../shared/version.js';
 import { logLine } from '../output.js';
 

@@ -1,78 +1,31 @@
 /**
  * `distgan launch`: a coordinator in this process plus one local worker
  * process per GPU (or per core with no GPU), like torchrun --nproc-per-node.
+ * The workers are started by local-workers.ts with ranks 0..n-1.
  *
  * Workers run in their own process group, so a terminal's Ctrl-C reaches only
  * the launcher, which checkpoints and stops them in order. They also hold an
  * IPC channel to the launcher and exit if it closes, so even a SIGKILLed
- * launcher leaves no process behind.
+ * launcher leaves no process behind. A worker's exit is reported to the
+ * coordinator, which ends the run naming its rank.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
-import { CLI_BIN } from '../../shared/version.js';
 import { ConfigError, DistganError } from '../../shared/errors.js';
-import { defaultWorkerCount, int, parseGpuList, visibleDeviceFor, type ConfigFile, type RawValue } from '../../shared/config.js';
+import { int, type ConfigFile, type RawValue } from '../../shared/config.js';
+import { parseGpuList } from '../../shared/compute/backends.js';
 import { addRunOptions, commandValue, rawString, resolveRun } from '../run-options.js';
-import { readEnv } from '../../shared/env.js';
+import { readEnv } from '../env.js';
 import { hostRun } from '../coordinator-host.js';
 import { logLine } from '../output.js';
-import { webgpuChildEnv } from '../../shared/compute/vulkan-env.js';
-
-/** GPUs visible through nvidia-smi, or none. Bounded: a wedged driver must not hang the launcher. */
-export function detectGpus(): number[] {
-  try {
-    const out = execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
-    return out.split('\n').filter((l) => /^GPU \d+/.test(l)).map((_, i) => i);
-  } catch {
-    return [];
-  }
-}
-
-interface Child {
-  rank: number;
-  proc: ChildProcess;
-  exited: boolean;
-  code: number | null;
-}
-
-/** Hands each line a child writes to `print` (which puts it in the run's log format, naming the child). */
-function pipeLines(stream: NodeJS.ReadableStream | null, print: (line: string) => void): void {
-  if (!stream) return;
-  let buf = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    buf += chunk;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      print(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  stream.on('end', () => {
-    if (buf) print(buf);
-  });
-}
-
-async function waitForExit(children: Child[], ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (children.some((c) => !c.exited) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  for (const c of children) {
-    if (!c.exited) {
-      try {
-        process.kill(-c.proc.pid!, 'SIGKILL');
-      } catch {
-        c.proc.kill('SIGKILL');
-      }
-    }
-  }
-  const hard = Date.now() + 5000;
-  while (children.some((c) => !c.exited) && Date.now() < hard) await new Promise((r) => setTimeout(r, 50));
-}
+import { defaultWorkerCount, detectGpus, startLocalWorkers, type LocalWorkerGroup } from '../local-workers.js';
+import { LOCAL_ANY_PORT } from '../transport/endpoints.js';
 
 /** How many workers, on which GPUs, and where each of those came from. */
 interface Placement {
   workers: number;
   gpus: number[] | undefined;
+  /** What names the GPU list in errors: the flag or variable it came from. */
+  gpusLabel?: string;
   sources: { workers: string; gpus?: string };
 }
 
@@ -94,7 +47,7 @@ function resolvePlacement(command: Command, env: NodeJS.ProcessEnv, config: { ba
   if (g && layer(g) > layer(w)) {
     const { raw, label } = rawString(g);
     const gpus = parseGpuList(raw, label);
-    return { workers: gpus.length, gpus, sources: { workers: g.source, gpus: g.source } };
+    return { workers: gpus.length, gpus, gpusLabel: label, sources: { workers: g.source, gpus: g.source } };
   }
   if (w) {
     const { raw, label } = rawString(w);
@@ -123,37 +76,30 @@ export function register(program: Command): void {
       return;
     }
 
-    const host = await hostRun({ config, ...(resumeFrom ? { resumeFrom } : {}), worldSize: workers, bind: 'tcp://127.0.0.1:0', bindFlag: 'launch (which listens on)', log: logLine });
-    const children: Child[] = [];
+    const host = await hostRun({ config, ...(resumeFrom ? { resumeFrom } : {}), worldSize: workers, bind: LOCAL_ANY_PORT, bindFlag: 'launch (which listens on)', log: logLine });
+    // Once the run has ended, workers exiting is expected and no longer reported.
     let finished = false;
-    const vk = config.backend === 'webgpu' ? webgpuChildEnv() : { env: process.env };
-    if ('note' in vk && vk.note) host.printLine(`distgan: ${vk.note}`);
-    const childEnv = vk.env;
-    for (let rank = 0; rank < workers; rank++) {
-      const args = [CLI_BIN, 'worker', '--connect', host.endpoint, '--rank', String(rank), '--backend', config.backend, '--join-timeout', String(config.joinTimeout)];
-      // --backend webgpu finds the project's software Vulkan (.cache/vulkan) when the machine has none.
-      const env: NodeJS.ProcessEnv = { ...childEnv, DISTGAN_LAUNCHED: '1' };
-      if (gpus) {
-        // The worker sees exactly its GPU, as index 0 of its CUDA_VISIBLE_DEVICES
-        // (webgpu maps indices through that list the same way CUDA does).
-        env.CUDA_VISIBLE_DEVICES = visibleDeviceFor(gpus[rank]!, process.env.CUDA_VISIBLE_DEVICES);
-        args.push('--gpus', '0');
-      }
-      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env, detached: true });
-      const child: Child = { rank, proc, exited: false, code: null };
-      children.push(child);
-      // Workers' lines join the run's output: "[rank N] …" lines, or log objects with source "rank N" in json mode.
-      pipeLines(proc.stdout, (line) => host.printLine(line, `rank ${rank}`));
-      pipeLines(proc.stderr, (line) => host.printLine(line, `rank ${rank}`));
-      proc.on('exit', (code, signal) => {
-        child.exited = true;
-        child.code = code;
-        if (!finished) host.coordinator.workerExited(rank, `(pid ${proc.pid}) exited ${signal ? `on signal ${signal}` : `with code ${code}`}`);
+    let group: LocalWorkerGroup;
+    try {
+      group = startLocalWorkers({
+        connect: host.endpoint,
+        backend: config.backend,
+        joinTimeoutS: config.joinTimeout,
+        count: workers,
+        firstRank: 0,
+        ...(gpus ? { gpus } : {}),
+        ...(placement.gpusLabel ? { gpusLabel: placement.gpusLabel } : {}),
+        // Workers' lines join the run's output: "[rank N] …" lines, or log objects with source "rank N" in json mode.
+        output: (line, w) => host.printLine(line, `rank ${w.rank}`),
+        detached: true,
+        onExit: (w) => {
+          if (!finished) host.coordinator.workerExited(w.rank!, w.how);
+        },
+        log: (line) => host.printLine(`distgan: ${line}`),
       });
-      proc.on('error', (e) => {
-        child.exited = true;
-        if (!finished) host.coordinator.workerExited(rank, `could not be started: ${e.message}`);
-      });
+    } catch (e) {
+      await host.close();
+      throw e;
     }
     const onSignal = (sig: NodeJS.Signals): void => {
       host.printLine(`distgan: received ${sig}: checkpointing and stopping ${workers} workers`);
@@ -165,10 +111,10 @@ export function register(program: Command): void {
       await host.coordinator.run();
     } catch (e) {
       finished = true;
-      await waitForExit(children, 5000);
+      await group.stop(5000);
       await host.close();
       // A worker that exited 2 refused its input (backend, dataset, flags): so does launch.
-      const refused = children.find((c) => c.code === 2);
+      const refused = group.workers.find((w) => w.code === 2);
       if (refused && e instanceof DistganError && e.exitCode !== 2) {
         throw new DistganError(e.code, `${e.message} (its reason is in the [rank ${refused.rank}] lines above)`, { cause: e, exitCode: 2 });
       }
@@ -178,7 +124,7 @@ export function register(program: Command): void {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
-    await waitForExit(children, 15000);
+    await group.stop(15000);
     await host.close();
   });
 }

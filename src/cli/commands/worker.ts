@@ -1,32 +1,34 @@
 /**
  * `distgan worker`: joins a coordinator. With several --gpus it starts one
- * worker process per GPU, as `torchrun --nproc-per-node` does, each with
- * CUDA_VISIBLE_DEVICES set to its GPU.
+ * worker process per GPU (local-workers.ts), as `torchrun --nproc-per-node`
+ * does, each with CUDA_VISIBLE_DEVICES set to its GPU, and exits with the
+ * worst of their exit codes.
  *
  * Every option may also come from its DISTGAN_ variable (--connect →
  * DISTGAN_CONNECT), and rank, world size, GPU and coordinator address from
  * the launcher that started the process — torchrun's RANK / WORLD_SIZE /
  * LOCAL_RANK / MASTER_ADDR / MASTER_PORT, MPI, Slurm, a Kubernetes Indexed
  * Job — so `RANK=1 WORLD_SIZE=2 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500
- * distgan worker` needs no flag (src/shared/scheduler-env.ts has the order).
+ * distgan worker` needs no flag (src/cli/transport/scheduler-env.ts has the order).
  * A worker started by `launch` or by a fanning-out worker (DISTGAN_LAUNCHED=1)
  * reads no variables: its parent passes everything as flags.
  */
-import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import type { Dealer } from 'zeromq';
-import { BACKENDS, int, num, oneOf, parseGpuList, visibleDeviceFor, type BackendRequest, type RawValue } from '../../shared/config.js';
+import { int, num, oneOf, type RawValue } from '../../shared/config.js';
 import { ConfigError } from '../../shared/errors.js';
+import { BACKEND_REQUESTS, parseGpuList, type BackendRequest } from '../../shared/compute/backends.js';
 import { initBackend } from '../../shared/compute/backend.js';
 import { openDataset } from '../../shared/data/open.js';
-import { readEnv } from '../../shared/env.js';
-import { CLI_BIN, VERSION } from '../../shared/version.js';
-import { masterEndpoint, resolveWorkerPlacement, type WorkerPlacement } from '../../shared/scheduler-env.js';
+import { readEnv } from '../env.js';
+import { VERSION } from '../../shared/version.js';
+import { masterEndpoint, resolveWorkerPlacement, type WorkerPlacement } from '../transport/scheduler-env.js';
+import { checkEndpoint } from '../transport/endpoints.js';
 import { ENV_HELP, commandValue, rawString } from '../run-options.js';
-import { applyClientCurve, readPublicKeyFile, readSecretKeyFile } from '../../shared/curve.js';
+import { applyClientCurve, readPublicKeyFile, readSecretKeyFile } from '../transport/curve.js';
 import { Worker } from '../../worker/worker.js';
 import { logLine } from '../output.js';
-import { webgpuChildEnv } from '../../shared/compute/vulkan-env.js';
+import { startLocalWorkers } from '../local-workers.js';
 
 /** A worker's options, resolved from flags, DISTGAN_ variables and the launcher's environment. */
 interface WorkerSettings {
@@ -59,10 +61,10 @@ function resolveWorker(command: Command, env: NodeJS.ProcessEnv): WorkerSettings
   const connect = given ? String(given.value) : master!.endpoint;
   if (master) sources.connect = master.source;
   const connectLabel = given ? rawString(given).label : 'MASTER_ADDR/MASTER_PORT';
-  if (!/^(tcp|ipc):\/\/.+/.test(connect)) throw new ConfigError(`${connectLabel} ${JSON.stringify(connect)} is not a tcp:// or ipc:// endpoint`);
+  checkEndpoint(connect, connectLabel);
 
   const backendV = value('backend');
-  const backend = backendV ? oneOf(BACKENDS)(backendV.value, rawString(backendV).label) : 'auto';
+  const backend = backendV ? oneOf(BACKEND_REQUESTS)(backendV.value, rawString(backendV).label) : 'auto';
   sources.backend ??= 'default';
   const timeoutV = value('joinTimeout');
   const joinTimeout = timeoutV ? num(0, 86400, { exclusiveMin: true })(timeoutV.value, rawString(timeoutV).label) : DEFAULT_JOIN_TIMEOUT_S;
@@ -92,26 +94,27 @@ function resolveWorker(command: Command, env: NodeJS.ProcessEnv): WorkerSettings
   };
 }
 
-/** One worker process per GPU on this node; returns the worst exit code. */
-async function fanOut(w: WorkerSettings, gpus: number[], baseRank: number | undefined): Promise<number> {
-  const codes = await Promise.all(
-    gpus.map(
-      (gpu, i) =>
-        new Promise<number>((resolve) => {
-          const args = [CLI_BIN, 'worker', '--connect', w.connect, '--backend', w.backend, '--gpus', '0', '--join-timeout', String(w.joinTimeout)];
-          if (baseRank !== undefined) args.push('--rank', String(baseRank + i));
-          if (w.dataset) args.push('--dataset', w.dataset);
-          if (w.curveSecretKey) args.push('--curve-secret-key', w.curveSecretKey);
-          if (w.coordinatorPublicKey) args.push('--coordinator-public-key', w.coordinatorPublicKey);
-          const base = w.backend === 'webgpu' ? webgpuChildEnv().env : process.env;
-          const env = { ...base, CUDA_VISIBLE_DEVICES: visibleDeviceFor(gpu, process.env.CUDA_VISIBLE_DEVICES), DISTGAN_LAUNCHED: '1' };
-          const p = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
-          p.on('exit', (code, signal) => resolve(signal ? 1 : (code ?? 1)));
-          p.on('error', () => resolve(1));
-        }),
-    ),
-  );
-  return codes.reduce((a, b) => Math.max(a, b), 0);
+/** One worker process per GPU on this node, ranks from `firstRank` when given; returns the worst exit code. */
+async function fanOut(w: WorkerSettings, gpus: number[], firstRank: number | undefined): Promise<number> {
+  const extraArgs: string[] = [];
+  if (w.dataset) extraArgs.push('--dataset', w.dataset);
+  if (w.curveSecretKey) extraArgs.push('--curve-secret-key', w.curveSecretKey);
+  if (w.coordinatorPublicKey) extraArgs.push('--coordinator-public-key', w.coordinatorPublicKey);
+  const group = startLocalWorkers({
+    connect: w.connect,
+    backend: w.backend,
+    joinTimeoutS: w.joinTimeout,
+    count: gpus.length,
+    ...(firstRank !== undefined ? { firstRank } : {}),
+    gpus,
+    gpusLabel: w.sources.gpus === 'env:DISTGAN_GPUS' ? 'DISTGAN_GPUS' : '--gpus',
+    extraArgs,
+    // The children write to this terminal; they share this process group, so Ctrl-C stops them all.
+    output: 'inherit',
+    detached: false,
+    log: logLine,
+  });
+  return group.done;
 }
 
 export function register(program: Command): void {
@@ -120,7 +123,7 @@ export function register(program: Command): void {
     .description('join a coordinator and train; with several --gpus, one worker process per GPU')
     .option('--connect <endpoint>', "the coordinator's endpoint, e.g. tcp://10.0.0.1:29500 (default: tcp://MASTER_ADDR:MASTER_PORT when both are set)")
     .option('--rank <r>', 'explicit rank (default: from RANK, OMPI_COMM_WORLD_RANK, PMI_RANK, SLURM_PROCID or JOB_COMPLETION_INDEX, else given in join order)')
-    .option('--backend <name>', `compute backend: ${BACKENDS.join(', ')} (default auto)`)
+    .option('--backend <name>', `compute backend: ${BACKEND_REQUESTS.join(', ')} (default auto)`)
     .option('--gpus <list>', 'GPU indices on this node; one worker process per GPU (default: from LOCAL_RANK or the scheduler, else the device the backend picks)')
     .option('--dataset <dir>', "this node's path to the run's dataset, when it differs from the coordinator's; its fingerprint must match (default: the coordinator's)")
     .option('--join-timeout <s>', `seconds to wait for the coordinator to answer and start the run (default ${DEFAULT_JOIN_TIMEOUT_S})`)

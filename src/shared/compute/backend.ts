@@ -20,19 +20,19 @@
  * this process runs without it. `cpu` is kept as the numerical
  * reference. Nothing GPU-related is imported unless a GPU backend is tried:
  * the native packages and ./webgpu.js are loaded with dynamic import().
+ *
+ * The list of backends (BACKEND_REQUESTS, BackendRequest) and the GPU index →
+ * CUDA_VISIBLE_DEVICES rule live in ./backends.ts, which loads no tfjs, so
+ * flag parsing can use them without loading a backend.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import { BackendUnavailableError, ConfigError } from '../errors.js';
+import { cudaVisibleDeviceFor, parseBackendRequest, type BackendName, type BackendRequest } from './backends.js';
 import { registerWasmKernels } from './kernels/register.js';
 import { tf } from './tf.js';
 import { vulkanSetupHint } from './vulkan-env.js';
-
-/** What the user may ask for (`--backend`). */
-export type BackendRequest = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
-/** What a process ends up computing on. */
-export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
 export interface BackendChoice {
   name: BackendName;
@@ -41,9 +41,6 @@ export interface BackendChoice {
   /** The device it runs on, where known (adapter name, CUDA devices, "CPU, wasm SIMD"). */
   device?: string;
 }
-
-/** Every valid `--backend` value, `auto` first (the default). */
-export const BACKEND_REQUESTS: readonly BackendRequest[] = Object.freeze(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']);
 
 /** The native packages, best first: the CUDA build, then the CPU build of libtensorflow. */
 const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
@@ -60,12 +57,6 @@ export const TENSORFLOW_INSTALL_HINT =
   '"npm rebuild @tensorflow/tfjs-node" to fetch libtensorflow';
 
 type Attempt = { ok: true; choice: BackendChoice; label: string } | { ok: false; reason: string };
-
-/** Validates a `--backend` value. Throws ConfigError naming the valid ones. */
-export function parseBackendRequest(value: string): BackendRequest {
-  if ((BACKEND_REQUESTS as readonly string[]).includes(value)) return value as BackendRequest;
-  throw new ConfigError(`--backend: unknown backend "${value}"; expected one of ${BACKEND_REQUESTS.join(', ')}`);
-}
 
 /**
  * Selects, initialises and makes current the tfjs backend for `request`.
@@ -161,29 +152,13 @@ function isInstalled(pkg: string): boolean {
   }
 }
 
-/**
- * The CUDA_VISIBLE_DEVICES value that pins libtensorflow to local GPU
- * `gpuIndex`: an index into an existing list, else the index itself.
- */
-function cudaVisibleDevicesFor(gpuIndex: number, current: string | undefined): string {
-  if (current === undefined || current.trim() === '') return String(gpuIndex);
-  const entries = current.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const entry = entries[gpuIndex];
-  if (entry === undefined) {
-    throw new ConfigError(
-      `GPU index ${gpuIndex} is out of range: CUDA_VISIBLE_DEVICES=${current} lists ${entries.length} device(s)`,
-    );
-  }
-  return entry;
-}
-
 async function tryNative(pkg: NativePackage, gpuIndex: number | undefined): Promise<Attempt> {
   if (!isInstalled(pkg)) return { ok: false, reason: `${pkg} not installed` };
   const isGpu = pkg === '@tensorflow/tfjs-node-gpu';
   const previous = process.env['CUDA_VISIBLE_DEVICES'];
   // libtensorflow reads CUDA_VISIBLE_DEVICES when it creates its context, which
   // tfjs-node does on import: set it first, and undo it if the import fails.
-  if (isGpu && gpuIndex !== undefined) process.env['CUDA_VISIBLE_DEVICES'] = cudaVisibleDevicesFor(gpuIndex, previous);
+  if (isGpu && gpuIndex !== undefined) process.env['CUDA_VISIBLE_DEVICES'] = cudaVisibleDeviceFor(gpuIndex, previous);
   const restore = (): void => {
     if (previous === undefined) delete process.env['CUDA_VISIBLE_DEVICES'];
     else process.env['CUDA_VISIBLE_DEVICES'] = previous;

@@ -23,8 +23,7 @@ import { createHash } from 'node:crypto';
 import { tf, tfl } from '../compute/tf.js';
 import { ConfigError, CheckpointError, NumericError, ProtocolError } from '../errors.js';
 import { Rng, Stream, normalRows } from '../rng.js';
-import { buildDcganDiscriminator, buildDcganGenerator } from '../models/dcgan.js';
-import { buildMlpDiscriminator, buildMlpGenerator } from '../models/mlp.js';
+import { buildModel } from '../models/build.js';
 import { applyUnfused } from '../models/forward.js';
 import { parameterCounts, sampleShapeOf, validateModelSpec, type ModelSpec } from '../models/spec.js';
 import { NetworkId, flatSize, initialValues, networkVariables, writeFlat, type NetworkVariables, type VariableInfo } from '../models/variables.js';
@@ -35,12 +34,13 @@ import { validateGanOptions, type GanOptions } from './options.js';
 
 type Sequential = ReturnType<typeof tfl.sequential>;
 
-/** Builds the untrained G and D of a spec (tfjs initial values; the trainer overwrites them). */
+/**
+ * Builds the untrained G and D of a spec from its registered definition's
+ * layer plans (models/registry.ts, models/build.ts); zero weights, which the
+ * trainer overwrites. Validates the spec.
+ */
 export function buildNetworks(spec: ModelSpec): { generator: Sequential; discriminator: Sequential } {
-  validateModelSpec(spec);
-  return spec.kind === 'dcgan'
-    ? { generator: buildDcganGenerator(spec), discriminator: buildDcganDiscriminator(spec) }
-    : { generator: buildMlpGenerator(spec), discriminator: buildMlpDiscriminator(spec) };
+  return buildModel(spec);
 }
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;

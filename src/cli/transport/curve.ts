@@ -43,9 +43,8 @@
 import { randomBytes, createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdir, open, link, unlink, readFile, readdir, stat, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { isIP } from 'node:net';
 import * as zmq from 'zeromq';
-import { ConfigError, KeyError } from './errors.js';
+import { ConfigError, KeyError } from '../../shared/errors.js';
 
 /** A CURVE key pair, both halves as 40-character Z85 strings. */
 export interface KeyPair {
@@ -568,29 +567,4 @@ export function watchHandshakeFailures(
     socket.events.off('handshake:error:protocol', protocol);
     socket.events.off('handshake:error:other', other);
   };
-}
-
-/**
- * True when `endpoint` can only be reached from this machine: ipc:// and
- * inproc://, or tcp:// on a loopback address (127.0.0.0/8, ::1, localhost, lo).
- * A wildcard (`*`, 0.0.0.0, ::), another address, an interface name or a host
- * name is reachable from elsewhere. Throws ConfigError for text that is not a
- * ZeroMQ endpoint.
- */
-export function isLoopbackEndpoint(endpoint: string): boolean {
-  const m = /^([a-z]+):\/\/(.+)$/.exec(endpoint);
-  if (m === null) throw new ConfigError(`${JSON.stringify(endpoint)} is not a ZeroMQ endpoint (expected tcp://HOST:PORT, ipc://PATH or inproc://NAME)`);
-  const [, transport, rest] = m as unknown as [string, string, string];
-  if (transport === 'ipc' || transport === 'inproc') return true;
-  if (transport !== 'tcp') return false;
-  // tcp://[source;]host:port — the part after ';' is where we bind/connect.
-  const target = rest.includes(';') ? rest.slice(rest.lastIndexOf(';') + 1) : rest;
-  const hm = /^(?:\[([^\]]+)\]|(.+)):([0-9]+|\*)$/.exec(target);
-  if (hm === null) throw new ConfigError(`${JSON.stringify(endpoint)} is not a tcp:// endpoint of the form tcp://HOST:PORT`);
-  const host = (hm[1] ?? hm[2] ?? '').toLowerCase();
-  if (host === 'localhost' || host === 'lo') return true;
-  const family = isIP(host);
-  if (family === 4) return host.startsWith('127.');
-  if (family === 6) return host === '::1' || /^(0{0,4}:){7}0{0,3}1$/.test(host);
-  return false;
 }
