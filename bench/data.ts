@@ -15,7 +15,8 @@
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../src/shared/version.js';
-import { initBackend, type BackendRequest } from '../src/shared/compute/backend.js';
+import { initBackend } from '../src/shared/compute/backend.js';
+import type { BackendRequest } from '../src/shared/compute/backends.js';
 import { openPackedDataset, DEFAULT_CACHE_BYTES, type PackedDataset } from '../src/shared/data/packed.js';
 import { stageOutput } from '../src/shared/data/prepare/output.js';
 import { PackedWriter } from '../src/shared/data/prepare/writer.js';
