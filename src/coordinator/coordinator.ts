@@ -31,11 +31,13 @@ import { writeSampleGrid } from '../shared/samples.js';
 import { exportGenerator } from '../shared/gan/export.js';
 import { initialState, step as machineStep, type Action, type Event, type MachineState } from './machine.js';
 import { ObserverFanout, type RunObserver, type RunSummary } from './observer.js';
-import { inspectContribution } from './gradient-guard.js';
+import { inspectContribution, type ContributionCheck } from './gradient-guard.js';
 import { PeerLimiter, printable } from './peer-limiter.js';
 import { Mirror, type Update } from './mirror.js';
 import { DEFAULT_REDUCTION, REDUCTIONS, type Reduction } from './reduction/index.js';
 import { steadyRates, summarizeStep, type RankResult, type StepStats } from './step-summary.js';
+import { phaseTable, type Network, type PhaseSpec } from '../shared/gan/phases.js';
+import { fixed } from './membership/fixed.js';
 
 export interface CoordinatorOptions {
   config: Readonly<RunConfig>;
@@ -46,6 +48,8 @@ export interface CoordinatorOptions {
   bindFlag?: string;
   /** Name of the reduction (reduction/index.ts); default star. */
   reduction?: string;
+  /** The phase table (default: shared/gan/phases.ts's, as registered in this process). */
+  phases?: readonly PhaseSpec[];
   /** The run as built on the coordinator (dataset, spec, mirror trainer). */
   run: BuiltRun;
   /** Present on --resume. */
@@ -71,7 +75,16 @@ function escapeStrings<T extends Message>(msg: T): T {
   return out as T;
 }
 
-const NO_UPDATE: Update = { grad: EMPTY_F32, aux: EMPTY_F32 };
+/**
+ * Two averaged updates of one network in one step (consecutive phases of
+ * the same network): gradients summed element by element in float32, in
+ * phase order (deterministic); the later phase's BN statistics, if it has any.
+ */
+function sumUpdates(a: Update, b: Update): Update {
+  const grad = new Float32Array(a.grad.length);
+  for (let i = 0; i < grad.length; i++) grad[i] = a.grad[i]! + b.grad[i]!;
+  return { grad, aux: b.aux.length ? b.aux : a.aux };
+}
 
 export class Coordinator {
   private readonly router = new Router();
@@ -83,6 +96,7 @@ export class Coordinator {
   /** Each rank's share of the global batch, the weight of its BN statistics. */
   private readonly shares: number[];
   private readonly reduction: Reduction;
+  private readonly phases: readonly PhaseSpec[];
   private readonly mirror: Mirror<BuiltRun['trainer']>;
   private queue: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
@@ -91,12 +105,14 @@ export class Coordinator {
   private closed = false;
   private boundEndpoint = '';
 
-  /** The current step's averaged D update, sent with GStep and queued on the mirror with G's. */
-  private pendingD: Update | undefined;
-  /** The previous step's averaged G update, sent with the next DStep (or Finish). */
-  private pendingG: Update = NO_UPDATE;
-  /** The previous step's G update was discarded (skip-step): tell workers to count it. */
-  private pendingSkipG = false;
+  /** The averaged update not yet sent: it goes with the next phase of the other network, the next step, or Finish. */
+  private pending: { network: Network; update: Update } | undefined;
+  /** Updates of this step already sent (so applied on every replica), in order: the mirror's record of the step. */
+  private sentThisStep: Array<{ network: Network; update: Update }> = [];
+  /** Networks whose optimizer counts a discarded update (skip-step), told with the next message. */
+  private pendingSkips: Network[] = [];
+  /** Whether this step's indices for prefetching the next step went out already. */
+  private dataSent = false;
   private times = { start: 0, dPhaseStart: 0, gPhaseStart: 0 };
   private bytes = { sent: 0, received: 0 };
   private runStart = 0;
@@ -122,6 +138,7 @@ export class Coordinator {
     const reduction = REDUCTIONS[opts.reduction ?? DEFAULT_REDUCTION];
     if (!reduction) throw new DistganError('DISTGAN_E_CONFIG', `reduction ${JSON.stringify(opts.reduction)} is not one of ${Object.keys(REDUCTIONS).join(', ')}`, { exitCode: 2 });
     this.reduction = reduction;
+    this.phases = opts.phases ?? phaseTable();
     this.sampler = new EpochSampler(run.dataset.count, config.batchSize, config.seed);
     this.bounds = sliceBounds(config.batchSize, opts.worldSize);
     this.shares = this.bounds.map(([s, e]) => (e - s) / config.batchSize);
@@ -184,6 +201,8 @@ export class Coordinator {
         onBadGradient: config.onBadGradient === 'skip-step' ? 'skip-step' : 'fail',
         sampleEvery: config.sampleEvery,
         checkpointEvery: config.checkpointEvery,
+        phases: this.phases,
+        membership: fixed,
       },
       this.now(),
     );
@@ -297,16 +316,17 @@ export class Coordinator {
         return { type: 'hello', identity, msg };
       case MsgType.Ready:
         return { type: 'ready', identity, msg };
-      case MsgType.DResult:
-      case MsgType.GResult: {
-        const phase = msg.t === MsgType.DResult ? 'd' : 'g';
+      case MsgType.PhaseResult: {
         const rank = this.rankOf(identity);
+        const spec = this.phases.find((p) => p.name === msg.phase);
         const { trainer } = this.opts.run;
-        const expected = { gradLength: phase === 'd' ? trainer.dParamCount : trainer.gParamCount, auxLength: trainer.auxCount };
         // Inspected on arrival, overlapping the wait for the other ranks; the machine judges it.
-        const check = rank >= 0 ? inspectContribution(msg.frames.grad, msg.frames.aux, expected, this.shares[rank]!) : { norm: NaN, problem: 'not a member' };
+        let check: ContributionCheck;
+        if (rank < 0) check = { norm: NaN, problem: 'not a member' };
+        else if (!spec) check = { norm: NaN, problem: `phase ${JSON.stringify(msg.phase)} is not in this run's phase table` };
+        else check = inspectContribution(msg.frames.grad, msg.frames.aux, { gradLength: spec.network === 'd' ? trainer.dParamCount : trainer.gParamCount, auxLength: trainer.auxCount }, this.shares[rank]!);
         const payload: RankResult = { grad: msg.frames.grad, aux: msg.frames.aux, stats: msg.stats, computeSeconds: msg.computeSeconds, dataSeconds: msg.dataSeconds, applySeconds: msg.applySeconds, receivedAt: at };
-        return { type: 'result', identity, phase, step: msg.step, check, payload, ...(msg.checksum === undefined ? {} : { checksum: msg.checksum }) };
+        return { type: 'result', identity, phase: msg.phase, step: msg.step, check, payload, ...(msg.checksum === undefined ? {} : { checksum: msg.checksum }) };
       }
       case MsgType.Finished:
         return { type: 'finished', identity, step: msg.step, checksum: msg.checksum };
@@ -374,56 +394,73 @@ export class Coordinator {
         this.opts.log(`all ${this.opts.worldSize} workers ready; training steps ${this.state.opts.startStep}..${config.steps}`);
         return;
       }
-      case 'start-d': {
-        this.times = { start: this.now(), dPhaseStart: this.now(), gPhaseStart: 0 };
-        const indices = this.sampler.indices(a.step);
-        const nextIndices = a.step + 1 < config.steps ? this.sampler.indices(a.step + 1) : EMPTY_I32;
-        const g = this.pendingG;
-        const skipG = this.pendingSkipG;
+      case 'start-phase': {
+        const { phase } = a;
+        if (a.first) {
+          this.times = { start: this.now(), dPhaseStart: this.now(), gPhaseStart: 0 };
+          this.sentThisStep = [];
+          this.dataSent = false;
+        }
+        if (phase.name === 'g') this.times.gPhaseStart = this.now();
+        // The update waiting to go out rides with this phase when the network
+        // changes or a new step begins; consecutive phases of one network
+        // keep summing into it (phases.ts).
+        let carry: { network: Network; update: Update } | undefined;
+        if (this.pending && (a.first || this.pending.network !== phase.network)) {
+          carry = this.pending;
+          if (!a.first) this.sentThisStep.push(carry);
+          this.pending = undefined;
+        }
+        const skip = this.pendingSkips;
+        this.pendingSkips = [];
+        // Real samples for phases that read them; the next step's indices ride with the step's first such phase (prefetch).
+        const indices = phase.data ? this.sampler.indices(a.step) : EMPTY_I32;
+        const prefetch = phase.data && !this.dataSent && a.step + 1 < config.steps;
+        const nextIndices = prefetch ? this.sampler.indices(a.step + 1) : EMPTY_I32;
+        if (phase.data) this.dataSent = true;
         await this.toEachRank((_r, [s, e]) => ({
-          t: MsgType.DStep,
+          t: MsgType.PhaseStep,
           step: a.step,
+          phase: phase.name,
           globalBatch: config.batchSize,
           checksum: a.checksum,
-          skipG,
+          applyTo: carry?.network ?? '',
+          skip,
           frames: {
             positions: positionRange(s, e),
-            indices: indices.subarray(s, e),
+            indices: indices.length ? indices.subarray(s, e) : EMPTY_I32,
             nextIndices: nextIndices.length ? nextIndices.subarray(s, e) : EMPTY_I32,
-            gGrad: g.grad,
-            gAux: g.aux,
+            grad: carry?.update.grad ?? EMPTY_F32,
+            aux: carry?.update.aux ?? EMPTY_F32,
           },
         }));
-        this.pendingSkipG = false;
         // The mirror catches up with the previous step now, while workers compute.
-        this.mirror.current();
+        if (a.first) this.mirror.current();
         return;
       }
-      case 'reduce-d': {
-        const d = this.reduce(a.parts, run.trainer.dParamCount);
-        this.pendingD = d;
-        this.times.gPhaseStart = this.now();
-        await this.toEachRank((_r, [s, e]) => ({ t: MsgType.GStep, step: a.step, globalBatch: config.batchSize, frames: { positions: positionRange(s, e), dGrad: d.grad, dAux: d.aux } }));
+      case 'reduce': {
+        const { phase } = a;
+        const avg = this.reduce(a.parts, phase.network === 'd' ? run.trainer.dParamCount : run.trainer.gParamCount);
+        this.pending = this.pending?.network === phase.network ? { network: phase.network, update: sumUpdates(this.pending.update, avg) } : { network: phase.network, update: avg };
         return;
       }
-      case 'reduce-g': {
-        this.pendingG = this.reduce(a.gParts, run.trainer.gParamCount);
-        // The mirror applies this step (D then G, exactly as every worker does)
-        // once the next step has been sent out, off the critical path.
-        this.mirror.queue({ step: a.step + 1, d: this.pendingD!, g: this.pendingG });
-        this.pendingD = undefined;
+      case 'step-done': {
+        // The mirror applies this step's updates (in the workers' order) once
+        // the next step has been sent out, off the critical path.
+        this.mirror.queue({ step: a.step + 1, updates: [...this.sentThisStep, ...(this.pending ? [this.pending] : [])] });
         this.stepsDone = a.step + 1;
-        this.reportStep(a.step + 1, a.dParts as RankResult[], a.gParts as RankResult[]);
+        this.reportStep(a.step + 1, (a.parts['d'] ?? []) as RankResult[], (a.parts['g'] ?? []) as RankResult[]);
         return;
       }
       case 'skip': {
-        // Nothing of the refused phase was averaged or sent. A D phase drops the
-        // whole step; a G phase keeps D's update (every replica applied it).
-        if (a.phase === 'g') this.mirror.queue({ step: a.step + 1, d: this.pendingD!, g: 'skip' });
-        else this.mirror.skipped(a.step + 1);
-        this.pendingD = undefined;
-        this.pendingG = NO_UPDATE;
-        this.pendingSkipG = a.phase === 'g';
+        // Nothing of the refused phase, nor of the rest of its step, was
+        // averaged or sent; updates already sent stay (every replica applied
+        // them). Every other network counts a discarded update.
+        this.pending = undefined;
+        const applied = new Set(this.sentThisStep.map((u) => u.network));
+        const skipped = [...new Set(this.phases.map((p) => p.network))].filter((n) => !applied.has(n));
+        this.pendingSkips = skipped;
+        this.mirror.queue({ step: a.step + 1, updates: [...this.sentThisStep, ...skipped.map((network) => ({ network, update: 'skip' as const }))] });
         this.stepsDone = a.step + 1;
         return;
       }
@@ -444,9 +481,14 @@ export class Coordinator {
       case 'export':
         await exportGenerator(this.mirror.current(), resolve(config.out));
         return;
-      case 'finish':
-        await this.toEachRank(() => ({ t: MsgType.Finish, step: a.step, skipG: this.pendingSkipG, frames: { gGrad: this.pendingG.grad, gAux: this.pendingG.aux } }));
+      case 'finish': {
+        const carry = this.pending;
+        const skip = this.pendingSkips;
+        this.pending = undefined;
+        this.pendingSkips = [];
+        await this.toEachRank(() => ({ t: MsgType.Finish, step: a.step, applyTo: carry?.network ?? '', skip, frames: { grad: carry?.update.grad ?? EMPTY_F32, aux: carry?.update.aux ?? EMPTY_F32 } }));
         return;
+      }
       case 'done':
         await this.complete();
         return;

@@ -18,10 +18,11 @@
  *      │                      │                               │
  *      └──────────────────────┴────── deadline / worker lost / error / signal ──▶ failed | interrupted
  *
- * In `training`, each step goes D (awaiting every rank's DResult) → G
- * (awaiting every GResult). A rank that does not answer by the phase deadline,
- * exits, cannot be reached, or reports an error fails the run with a message
- * naming the rank.
+ * In `training`, each step runs the phases of the phase table that are due
+ * at that step (shared/gan/phases.ts; today D then G), each awaiting every
+ * rank's result before it is reduced and the next one starts. A rank that
+ * does not answer by the phase deadline, exits, cannot be reached, or
+ * reports an error fails the run with a message naming the rank.
  *
  * The gradient guard (gradient-guard.ts): each result arrives with its
  * inspection (length, finiteness, scaled norm). When a phase is complete and
@@ -29,27 +30,24 @@
  * sent, and the --on-bad-gradient policy decides:
  *   fail       the run fails naming the rank(s); the coordinator checkpoints
  *              the last step every replica and its mirror completed;
- *   skip-step  the update is discarded on every replica and training goes on
- *              at the next step: a bad D phase discards the whole step (no D
- *              and no G update); a bad G phase discards G's update (D's was
- *              already applied everywhere) and G's optimizer counts it as a
- *              step, so both stay in step. Replicas stay bit-identical.
+ *   skip-step  the rest of the step is discarded on every replica and
+ *              training goes on at the next step: updates already applied
+ *              stay (with D then G: a bad D phase discards the whole step, a
+ *              bad G phase only G's update), and each network that got no
+ *              update this step has its optimizer count the step without
+ *              changing anything, so every optimizer stays at the training
+ *              step. Replicas stay bit-identical.
  * Norms of accepted phases feed the per-phase history the next ones are judged by.
  */
 import { PROTOCOL_VERSION, type HelloMsg, type ReadyMsg } from '../shared/protocol.js';
 import { DeadlineError, DistganError, InterruptedError, JoinRefusedError, NumericError, ReplicaDivergedError, WorkerFailedError } from '../shared/errors.js';
 import { judge, remember, type ContributionCheck, type GuardOptions } from './gradient-guard.js';
+import { phasesDue, type PhaseSpec } from '../shared/gan/phases.js';
+import type { Member, MembershipPolicy, MembershipView } from './membership/api.js';
 
 export type Phase = 'joining' | 'training' | 'finishing' | 'done' | 'failed' | 'interrupted';
 
-export interface Member {
-  rank: number;
-  identity: string;
-  host: string;
-  pid: number;
-  backend: string;
-  ready: boolean;
-}
+export type { Member } from './membership/api.js';
 
 export interface MachineOptions {
   worldSize: number;
@@ -71,6 +69,10 @@ export interface MachineOptions {
   sampleEvery: number;
   /** Steps between checkpoints (0 = only at the end and on a failure). */
   checkpointEvery: number;
+  /** The phase table (shared/gan/phases.ts): which phases a step runs, in order. */
+  phases: readonly PhaseSpec[];
+  /** Who may hold a rank and what losing one means (membership/: fixed today). */
+  membership: MembershipPolicy;
 }
 
 export interface MachineState {
@@ -80,7 +82,12 @@ export interface MachineState {
   readonly members: readonly (Member | undefined)[];
   /** Step in progress (or about to start). */
   readonly step: number;
-  readonly stepPhase: 'd' | 'g' | 'none';
+  /** Name of the phase in progress, or 'none'. */
+  readonly stepPhase: string;
+  /** The phases of the step in progress, in order (those due at this step). */
+  readonly stepPhases: readonly PhaseSpec[];
+  /** Index of the phase in progress in stepPhases. */
+  readonly phaseIndex: number;
   /** Ranks whose answer to the current phase is outstanding. */
   readonly awaiting: readonly number[];
   /** Checksums reported in the current D phase, by rank. */
@@ -93,10 +100,10 @@ export interface MachineState {
   readonly norms: readonly number[];
   /** Accepted payloads of the current phase, by rank (opaque: the coordinator's). */
   readonly parts: readonly unknown[];
-  /** The D phase's accepted payloads, kept through the G phase for the step's report. */
-  readonly dParts: readonly unknown[];
-  /** Recently accepted scaled norms, per phase. */
-  readonly normHistory: { readonly d: readonly number[]; readonly g: readonly number[] };
+  /** Accepted payloads of the step's completed phases, by phase name, for the step's report. */
+  readonly stepParts: Readonly<Record<string, readonly unknown[]>>;
+  /** Recently accepted scaled norms, per phase name. */
+  readonly normHistory: Readonly<Record<string, readonly number[]>>;
   /** When joining members were last re-sent their Welcome (see onTick). */
   readonly probedAt: number;
   /** Set once the run has failed or been interrupted. */
@@ -106,7 +113,7 @@ export interface MachineState {
 export type Event =
   | { type: 'hello'; identity: string; msg: HelloMsg }
   | { type: 'ready'; identity: string; msg: ReadyMsg }
-  | { type: 'result'; identity: string; phase: 'd' | 'g'; step: number; checksum?: string; check: ContributionCheck; payload?: unknown }
+  | { type: 'result'; identity: string; phase: string; step: number; checksum?: string; check: ContributionCheck; payload?: unknown }
   | { type: 'finished'; identity: string; step: number; checksum: string }
   | { type: 'worker-error'; identity: string; code: string; message: string }
   | { type: 'worker-exited'; rank: number; description: string }
@@ -123,11 +130,17 @@ export type Action =
   | { type: 'refuse'; identity: string; code: string; reason: string }
   | { type: 'joined'; member: Member }
   | { type: 'init' }
-  | { type: 'start-d'; step: number; checksum: boolean }
-  | { type: 'reduce-d'; step: number; parts: unknown[] }
-  | { type: 'reduce-g'; step: number; dParts: unknown[]; gParts: unknown[] }
-  /** The guard refused a contribution under skip-step: discard this phase's update (a D phase: the whole step). */
-  | { type: 'skip'; step: number; phase: 'd' | 'g'; ranks: number[] }
+  /** Send every rank its slice for `phase`; `first` of its step (then `checksum` asks for weight checksums). */
+  | { type: 'start-phase'; step: number; phase: PhaseSpec; first: boolean; checksum: boolean }
+  /** Average the accepted contributions of a completed phase (by rank). */
+  | { type: 'reduce'; step: number; phase: PhaseSpec; parts: unknown[] }
+  /** Every phase of `step` is reduced: report it; the step's updates are final. */
+  | { type: 'step-done'; step: number; parts: Record<string, unknown[]> }
+  /**
+   * The guard refused a contribution under skip-step: nothing of `phase` or of
+   * any later phase of the step is applied; updates already sent stay.
+   */
+  | { type: 'skip'; step: number; phase: PhaseSpec; ranks: number[] }
   | { type: 'verify-checksums'; step: number; checksums: string[] }
   /** Write a sample grid of the mirror at `step` completed steps. */
   | { type: 'sample'; step: number }
@@ -146,20 +159,23 @@ export interface Transition {
 }
 
 export function initialState(opts: MachineOptions, now: number): MachineState {
+  if (!opts.phases.some((p) => p.every === 1)) throw new RangeError('the phase table needs a phase that runs every step');
   return {
     opts,
     phase: 'joining',
     members: new Array(opts.worldSize).fill(undefined),
     step: opts.startStep,
     stepPhase: 'none',
+    stepPhases: [],
+    phaseIndex: 0,
     awaiting: [],
     checksums: [],
     deadline: now + opts.joinTimeoutMs,
     refused: [],
     norms: [],
     parts: [],
-    dParts: [],
-    normHistory: { d: [], g: [] },
+    stepParts: {},
+    normHistory: {},
     probedAt: now,
   };
 }
@@ -175,6 +191,11 @@ export const JOIN_PROBE_MS = 2000;
 
 const allRanks = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
+/** The member table as the membership policy sees it. */
+function view(state: MachineState): MembershipView {
+  return { stage: state.phase === 'joining' ? 'joining' : 'training', worldSize: state.opts.worldSize, members: state.members };
+}
+
 function rankOf(state: MachineState, identity: string): number {
   return state.members.findIndex((m) => m?.identity === identity);
 }
@@ -187,7 +208,7 @@ function fail(state: MachineState, error: DistganError, lostRank?: number): Tran
   const completed = state.phase === 'training' || state.phase === 'finishing' ? state.step : state.opts.startStep;
   const keep = completed > state.opts.startStep && !(error instanceof ReplicaDivergedError);
   return {
-    state: { ...state, phase, error, awaiting: [], stepPhase: 'none', parts: [], dParts: [] },
+    state: { ...state, phase, error, awaiting: [], stepPhase: 'none', parts: [], stepParts: {} },
     actions: [...(keep ? [{ type: 'checkpoint' as const, step: completed, reason: 'failure' as const }] : []), { type: 'fail', error, ...(lostRank === undefined ? {} : { lostRank }) }],
   };
 }
@@ -211,57 +232,50 @@ function describeMissing(state: MachineState, ranks: readonly number[]): string 
     .join(', ');
 }
 
-/** Starts step `step`, or finishes when the target is reached. */
+/** Starts step `step` (its first due phase), or finishes when the target is reached. */
 function beginStep(state: MachineState, step: number, now: number): Transition {
   const { opts } = state;
   if (step >= opts.targetSteps) {
     return {
-      state: { ...state, phase: 'finishing', step, stepPhase: 'none', awaiting: allRanks(opts.worldSize), deadline: now + opts.stepTimeoutMs },
+      state: { ...state, phase: 'finishing', step, stepPhase: 'none', stepPhases: [], phaseIndex: 0, awaiting: allRanks(opts.worldSize), deadline: now + opts.stepTimeoutMs },
       actions: [{ type: 'finish', step }],
     };
   }
-  // Checksums are taken at the start of a step, after the previous G update, so
-  // every rank (and the coordinator's mirror) is compared at the same point.
+  const due = phasesDue(opts.phases, step);
+  // Checksums are taken at the start of a step, after the previous step's
+  // updates, so every rank (and the coordinator's mirror) is compared at the same point.
   const checksum = step > opts.startStep && step % opts.checksumEvery === 0;
   return {
     state: {
       ...state,
       phase: 'training',
       step,
-      stepPhase: 'd',
+      stepPhase: due[0]!.name,
+      stepPhases: due,
+      phaseIndex: 0,
       awaiting: allRanks(opts.worldSize),
       checksums: [],
       refused: [],
       norms: [],
       parts: [],
-      dParts: [],
+      stepParts: {},
       deadline: now + opts.stepTimeoutMs,
     },
-    actions: [{ type: 'start-d', step, checksum }],
+    actions: [{ type: 'start-phase', step, phase: due[0]!, first: true, checksum }],
   };
 }
 
 function onHello(state: MachineState, identity: string, msg: HelloMsg): Transition {
   const { opts } = state;
   const refuse = (code: string, reason: string): Transition => ({ state, actions: [{ type: 'refuse', identity, code, reason }, { type: 'log', text: `refused ${msg.host} pid ${msg.pid}: ${reason}` }] });
-  if (state.phase !== 'joining') return refuse('DISTGAN_E_JOIN_REFUSED', `the run has already started with ${opts.worldSize} workers`);
   if (msg.protocol !== PROTOCOL_VERSION) {
     return refuse('DISTGAN_E_JOIN_REFUSED', `protocol version ${msg.protocol} differs from the coordinator's ${PROTOCOL_VERSION} (worker distgan ${msg.version}, coordinator ${opts.version})`);
   }
   const existing = rankOf(state, identity);
   if (existing >= 0) return { state, actions: [{ type: 'welcome', identity, rank: existing }] }; // a retried Hello
-  let rank = msg.rank;
-  if (!Number.isSafeInteger(rank) || rank < -1) return refuse('DISTGAN_E_JOIN_REFUSED', `rank ${rank} is not a rank (an integer ≥ 0, or -1 to be given one)`);
-  if (rank >= 0) {
-    if (rank >= opts.worldSize) return refuse('DISTGAN_E_JOIN_REFUSED', `rank ${rank} is outside the world size ${opts.worldSize}`);
-    const holder = state.members[rank];
-    if (holder) return refuse('DISTGAN_E_JOIN_REFUSED', `rank ${rank} is already taken by ${holder.host} pid ${holder.pid}`);
-  } else {
-    // Join order, skipping ranks that explicit-rank workers may still claim is not
-    // possible to know; take the lowest free rank.
-    rank = state.members.findIndex((m) => m === undefined);
-    if (rank < 0) return refuse('DISTGAN_E_JOIN_REFUSED', `all ${opts.worldSize} ranks are taken`);
-  }
+  const admission = opts.membership.admit(view(state), { rank: msg.rank, host: msg.host, pid: msg.pid });
+  if ('refuse' in admission) return refuse('DISTGAN_E_JOIN_REFUSED', admission.refuse);
+  const { rank } = admission;
   const member: Member = { rank, identity, host: msg.host, pid: msg.pid, backend: msg.backend, ready: false };
   const members = state.members.slice();
   members[rank] = member;
@@ -304,14 +318,17 @@ function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, n
     return { state, actions: [] }; // late or duplicate answer: safe to drop
   }
   if (!state.awaiting.includes(rank)) return { state, actions: [] };
+  const phase = state.stepPhases[state.phaseIndex]!;
+  const first = state.phaseIndex === 0;
   const awaiting = state.awaiting.filter((r) => r !== rank);
   let checksums = state.checksums;
-  if (ev.checksum !== undefined) {
+  if (first && ev.checksum !== undefined) {
     checksums = state.checksums.slice();
     (checksums as (string | undefined)[])[rank] = ev.checksum;
   }
+  const history = state.normHistory[phase.name] ?? [];
   const refused = state.refused.slice();
-  refused[rank] = judge(ev.check, state.normHistory[ev.phase], state.opts.guard);
+  refused[rank] = judge(ev.check, history, state.opts.guard);
   const norms = state.norms.slice();
   norms[rank] = ev.check.norm;
   const parts = state.parts.slice();
@@ -319,7 +336,7 @@ function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, n
   const next: MachineState = { ...state, awaiting, checksums, refused, norms, parts };
   if (awaiting.length > 0) return { state: next, actions: [] };
   const actions: Action[] = [];
-  if (ev.phase === 'd') {
+  if (first) {
     const reported = checksums.filter((c): c is string => c !== undefined);
     if (reported.length > 0) {
       const distinct = new Set(reported);
@@ -334,34 +351,37 @@ function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, n
   }
   const bad = refused.map((r, i) => (r === undefined ? -1 : i)).filter((i) => i >= 0);
   if (bad.length > 0) {
-    const what = `${ev.phase.toUpperCase()} gradient of step ${state.step}`;
+    const what = `${phase.name.toUpperCase()} gradient of step ${state.step}`;
     const detail = bad.map((r) => `${describeMissing(state, [r])}: ${refused[r]}`).join('; ');
     if (state.opts.onBadGradient === 'fail') {
       return fail(next, new NumericError(`refused the ${what} from ${detail}; nothing of it was applied (--on-bad-gradient fail)`));
     }
-    const skipped = ev.phase === 'd' ? `step ${state.step} is skipped on every replica (no D or G update)` : `G's update of step ${state.step} is skipped on every replica (D's was applied)`;
     const t = beginStep(next, state.step + 1, now);
     return {
       state: t.state,
       actions: [
         ...actions,
-        { type: 'skip', step: state.step, phase: ev.phase, ranks: bad },
-        { type: 'log', text: `refused the ${what} from ${detail}; ${skipped} (--on-bad-gradient skip-step)` },
+        { type: 'skip', step: state.step, phase, ranks: bad },
+        { type: 'log', text: `refused the ${what} from ${detail}; the rest of step ${state.step} is skipped on every replica, updates already applied stay (--on-bad-gradient skip-step)` },
         ...cadence(state.opts, state.step + 1),
         ...t.actions,
       ],
     };
   }
-  const normHistory = { ...state.normHistory, [ev.phase]: remember(state.normHistory[ev.phase], norms) };
-  if (ev.phase === 'd') {
-    actions.push({ type: 'reduce-d', step: state.step, parts: parts.slice() });
+  const normHistory = { ...state.normHistory, [phase.name]: remember(history, norms) };
+  const stepParts = { ...state.stepParts, [phase.name]: parts };
+  actions.push({ type: 'reduce', step: state.step, phase, parts: parts.slice() });
+  const nextPhase = state.stepPhases[state.phaseIndex + 1];
+  if (nextPhase) {
     return {
-      state: { ...next, normHistory, stepPhase: 'g', awaiting: allRanks(state.opts.worldSize), refused: [], norms: [], parts: [], dParts: parts, deadline: now + state.opts.stepTimeoutMs },
-      actions,
+      state: { ...next, normHistory, stepParts, stepPhase: nextPhase.name, phaseIndex: state.phaseIndex + 1, awaiting: allRanks(state.opts.worldSize), refused: [], norms: [], parts: [], deadline: now + state.opts.stepTimeoutMs },
+      actions: [...actions, { type: 'start-phase', step: state.step, phase: nextPhase, first: false, checksum: false }],
     };
   }
-  const t = beginStep({ ...next, normHistory }, state.step + 1, now);
-  return { state: t.state, actions: [{ type: 'reduce-g', step: state.step, dParts: state.dParts.slice(), gParts: parts.slice() }, ...cadence(state.opts, state.step + 1), ...t.actions] };
+  const t = beginStep({ ...next, normHistory, stepParts }, state.step + 1, now);
+  const done: Record<string, unknown[]> = {};
+  for (const [k, v] of Object.entries(stepParts)) done[k] = v.slice();
+  return { state: t.state, actions: [...actions, { type: 'step-done', step: state.step, parts: done }, ...cadence(state.opts, state.step + 1), ...t.actions] };
 }
 
 /** A send to `identity` failed: a joining rank is freed for someone else; a training member is lost. */
@@ -369,10 +389,11 @@ function onUnreachable(state: MachineState, identity: string, reason: string): T
   const rank = rankOf(state, identity);
   if (rank < 0) return { state, actions: [] };
   const m = state.members[rank]!;
-  if (state.phase === 'joining') {
+  if (state.opts.membership.onLost(view(state), rank) === 'free') {
     const members = state.members.slice();
     members[rank] = undefined;
-    return { state: { ...state, members }, actions: [{ type: 'log', text: `rank ${rank} (${m.host} pid ${m.pid}) went away while joining (${reason}); its rank is free again` }] };
+    const when = state.phase === 'joining' ? ' while joining' : '';
+    return { state: { ...state, members }, actions: [{ type: 'log', text: `rank ${rank} (${m.host} pid ${m.pid}) went away${when} (${reason}); its rank is free again` }] };
   }
   return fail(state, new WorkerFailedError(rank, `rank ${rank} (${m.host} pid ${m.pid}) cannot be reached: ${reason}`), rank);
 }

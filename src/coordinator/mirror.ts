@@ -10,22 +10,26 @@
  * stays off the critical path. Every reader goes through `current()`, which
  * brings the mirror up to date first; nobody has to remember to flush.
  *
- * A step's D and G updates are applied all or nothing: both are checked
- * before either is applied, so a failure never leaves the mirror half-way.
+ * A step's updates are applied all or nothing: every one is checked before
+ * any is applied, so a failure never leaves the mirror half-way.
  */
 import type { GanTrainer } from '../shared/gan/api.js';
+import type { Network } from '../shared/gan/phases.js';
 
 export interface Update {
   grad: Float32Array;
   aux: Float32Array;
 }
 
-/** A completed step's averaged updates; `g: 'skip'` when the guard discarded G's (D's was applied everywhere). */
+/**
+ * A completed step's averaged updates, in the order every worker applies
+ * them; `'skip'` for a network whose update the guard discarded (its
+ * optimizer counts the step without changing anything).
+ */
 export interface StepUpdate {
   /** Training steps completed once this is applied. */
   step: number;
-  d: Update;
-  g: Update | 'skip';
+  updates: ReadonlyArray<{ network: Network; update: Update | 'skip' }>;
 }
 
 export class Mirror<T extends GanTrainer = GanTrainer> {
@@ -61,15 +65,6 @@ export class Mirror<T extends GanTrainer = GanTrainer> {
     this.due = update;
   }
 
-  /**
-   * A step that was discarded on every replica before any update (the guard's
-   * skip-step in the D phase): the state already is the next step's start.
-   */
-  skipped(step: number): void {
-    this.flush();
-    this.heldStep = step;
-  }
-
   /** The trainer, brought up to date. Throws (leaving the mirror as it was) if the queued update is refused. */
   current(): T {
     this.flush();
@@ -85,12 +80,12 @@ export class Mirror<T extends GanTrainer = GanTrainer> {
     const due = this.due;
     if (!due) return;
     const t = this.trainer;
-    t.checkUpdate('d', due.d.grad, due.d.aux);
-    if (due.g !== 'skip') t.checkUpdate('g', due.g.grad, due.g.aux);
+    for (const { network, update } of due.updates) if (update !== 'skip') t.checkUpdate(network, update.grad, update.aux);
     this.due = undefined;
-    t.applyDGradients(due.d.grad, due.d.aux);
-    if (due.g === 'skip') t.skipGUpdate();
-    else t.applyGGradients(due.g.grad, due.g.aux);
+    for (const { network, update } of due.updates) {
+      if (update === 'skip') t.skipUpdate(network);
+      else t.applyGradients(network, update.grad, update.aux);
+    }
     this.heldStep = due.step;
   }
 }

@@ -14,6 +14,7 @@ import { EMPTY_F32, MsgType, PROTOCOL_VERSION, decode, encode, type Message } fr
 import type { Dataset } from '../shared/data/api.js';
 import type { GanTrainer, TrainerState } from '../shared/gan/api.js';
 import { buildFromWire } from '../shared/run.js';
+import type { Network } from '../shared/gan/phases.js';
 
 export interface WorkerOptions {
   connect: string;
@@ -132,14 +133,11 @@ export class Worker {
     for (;;) {
       const msg = await this.receive(waitMs, 'the next step');
       switch (msg.t) {
-        case MsgType.DStep:
-          await this.onDStep(msg);
-          break;
-        case MsgType.GStep:
-          await this.onGStep(msg);
+        case MsgType.PhaseStep:
+          await this.onPhaseStep(msg);
           break;
         case MsgType.Finish: {
-          this.applyPendingG(msg);
+          this.applyPending(msg);
           await this.send({ t: MsgType.Finished, step: msg.step, checksum: this.trainer.checksum() });
           break;
         }
@@ -161,20 +159,25 @@ export class Worker {
     return this.dataset!.read(indices, { step });
   }
 
-  /** The previous step's G update, carried by DStep and Finish: applied, counted as skipped, or absent (first step). */
-  private applyPendingG(msg: { skipG: boolean; frames: { gGrad: Float32Array; gAux: Float32Array } }): void {
-    if (msg.skipG) this.trainer!.skipGUpdate();
-    else if (msg.frames.gGrad.length) this.trainer!.applyGGradients(msg.frames.gGrad, msg.frames.gAux);
+  /**
+   * The averaged update a message carries (the previous phase's, when the
+   * network changed or a step ended) and the networks whose discarded update
+   * to count (skip-step). Applied before anything is computed.
+   */
+  private applyPending(msg: { applyTo: string; skip: string[]; frames: { grad: Float32Array; aux: Float32Array } }): void {
+    const trainer = this.trainer!;
+    for (const network of msg.skip) trainer.skipUpdate(asNetwork(network));
+    if (msg.applyTo !== '') trainer.applyGradients(asNetwork(msg.applyTo), msg.frames.grad, msg.frames.aux);
   }
 
-  private async onDStep(msg: Extract<Message, { t: MsgType.DStep }>): Promise<void> {
+  private async onPhaseStep(msg: Extract<Message, { t: MsgType.PhaseStep }>): Promise<void> {
     const trainer = this.trainer!;
     const t0 = performance.now();
-    this.applyPendingG(msg);
+    this.applyPending(msg);
     const applySeconds = (performance.now() - t0) / 1000;
     const checksum = msg.checksum ? trainer.checksum() : undefined;
     const t1 = performance.now();
-    const real = await this.readSlice(msg.frames.indices, msg.step);
+    const real = msg.frames.indices.length ? await this.readSlice(msg.frames.indices, msg.step) : undefined;
     const dataSeconds = (performance.now() - t1) / 1000;
     // Start reading the next step's slice while this one computes.
     if (msg.frames.nextIndices.length) {
@@ -183,10 +186,11 @@ export class Worker {
       data.catch(() => {}); // surfaced when awaited next step
       this.prefetched = { key: `${msg.step + 1}:${next.join(',')}`, data };
     }
-    const r = await trainer.computeDGradients({ step: msg.step, positions: msg.frames.positions, globalBatch: msg.globalBatch, real });
+    const r = await trainer.computeGradients(msg.phase, { step: msg.step, positions: msg.frames.positions, globalBatch: msg.globalBatch, ...(real ? { real } : {}) });
     await this.send({
-      t: MsgType.DResult,
+      t: MsgType.PhaseResult,
       step: msg.step,
+      phase: msg.phase,
       stats: r.stats,
       computeSeconds: r.computeSeconds,
       dataSeconds,
@@ -195,22 +199,10 @@ export class Worker {
       frames: { grad: r.gradients, aux: r.aux.length ? r.aux : EMPTY_F32 },
     });
   }
-
-  private async onGStep(msg: Extract<Message, { t: MsgType.GStep }>): Promise<void> {
-    const trainer = this.trainer!;
-    const t0 = performance.now();
-    trainer.applyDGradients(msg.frames.dGrad, msg.frames.dAux);
-    const applySeconds = (performance.now() - t0) / 1000;
-    const r = await trainer.computeGGradients({ step: msg.step, positions: msg.frames.positions, globalBatch: msg.globalBatch });
-    await this.send({
-      t: MsgType.GResult,
-      step: msg.step,
-      stats: r.stats,
-      computeSeconds: r.computeSeconds,
-      dataSeconds: 0,
-      applySeconds,
-      frames: { grad: r.gradients, aux: r.aux.length ? r.aux : EMPTY_F32 },
-    });
-  }
 }
 
+/** A network name from the wire ('d' or 'g'); anything else is a protocol error. */
+function asNetwork(name: string): Network {
+  if (name !== 'd' && name !== 'g') throw new ProtocolError(`unknown network ${JSON.stringify(name)}`);
+  return name;
+}

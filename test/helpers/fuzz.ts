@@ -17,7 +17,7 @@
  * unchanged.
  */
 import { Packr } from 'msgpackr';
-import { MsgType, PROTOCOL_ID, PROTOCOL_VERSION, encode, type HelloMsg, type Message } from '../../src/shared/protocol.js';
+import { MsgType, PROTOCOL_ID, PROTOCOL_VERSION, encode, type HelloMsg, type Message, type PhaseResultMsg } from '../../src/shared/protocol.js';
 import { TRAINER_STATE_ARRAYS } from '../../src/shared/gan/api.js';
 
 /** The seed from DISTGAN_FUZZ_SEED (decimal or 0x hex), else a random 32-bit one. */
@@ -119,17 +119,15 @@ const ALL_TYPES: readonly MsgType[] = [
   MsgType.Ready,
   MsgType.Refuse,
   MsgType.Init,
-  MsgType.DStep,
-  MsgType.DResult,
-  MsgType.GStep,
-  MsgType.GResult,
+  MsgType.PhaseStep,
+  MsgType.PhaseResult,
   MsgType.Finish,
   MsgType.Finished,
   MsgType.Stop,
   MsgType.Error,
 ];
 /** Types only the coordinator sends; a worker (or stranger) sending them is out of place. */
-const COORDINATOR_TYPES: readonly MsgType[] = [MsgType.Welcome, MsgType.Refuse, MsgType.Init, MsgType.DStep, MsgType.GStep, MsgType.Finish, MsgType.Stop];
+const COORDINATOR_TYPES: readonly MsgType[] = [MsgType.Welcome, MsgType.Refuse, MsgType.Init, MsgType.PhaseStep, MsgType.Finish, MsgType.Stop];
 
 /** A value of some other msgpack type than `v`'s. */
 function wrongTypeFor(r: FuzzRng, v: unknown): unknown {
@@ -178,7 +176,7 @@ const KINDS: ReadonlyArray<readonly [string, Gen, number?]> = [
   ['missing-field', (g) => g.corrupt(g.plausible(), (h) => delete h[g.r.pick(g.fieldsOf(h))])],
   ['wrong-type-field', (g) => g.corrupt(g.plausible(), (h) => { const k = g.r.pick(g.fieldsOf(h)); h[k] = wrongTypeFor(g.r, h[k]); })],
   ['null-field', (g) => g.corrupt(g.plausible(), (h) => (h[g.r.pick(g.fieldsOf(h))] = null))],
-  ['bad-descriptors', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.DResult, MsgType.GResult, MsgType.Finish, MsgType.DStep])), (h) => {
+  ['bad-descriptors', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.PhaseResult, MsgType.Finish, MsgType.PhaseStep])), (h) => {
     const f = h.f as unknown[][];
     const choice = g.r.int(0, 8);
     if (choice === 0) delete h.f;
@@ -190,29 +188,29 @@ const KINDS: ReadonlyArray<readonly [string, Gen, number?]> = [
     else if (choice === 6) f[0] = [f[0]![0], 'f64', f[0]![2]];
     else f[0] = g.r.pick<unknown>([null, 'grad', 7, { name: 'grad' }]) as unknown[];
   })],
-  ['descriptor-count-mismatch', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.Hello, MsgType.DResult, MsgType.GResult, MsgType.Finished, MsgType.Ready])), (h) => {
+  ['descriptor-count-mismatch', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.Hello, MsgType.PhaseResult, MsgType.Finished, MsgType.Ready])), (h) => {
     const f = h.f as unknown[];
     if (f.length > 0 && g.r.chance(0.5)) f.pop();
     else f.push(['extra', 'f32', 0]);
   })],
   ['frame-count-mismatch', (g) => {
-    const frames = g.encoded(g.plausible(g.r.pick([MsgType.DResult, MsgType.GResult, MsgType.Finish])));
+    const frames = g.encoded(g.plausible(g.r.pick([MsgType.PhaseResult, MsgType.Finish])));
     return g.r.chance(0.5) ? frames.slice(0, frames.length - g.r.int(1, frames.length)) : [...frames, Buffer.alloc(4 * g.r.int(0, 4))];
   }],
   ['payload-length-mismatch', (g) => {
-    const frames = g.encoded(g.plausible(g.r.pick([MsgType.DResult, MsgType.GResult])));
+    const frames = g.encoded(g.plausible(MsgType.PhaseResult));
     const i = g.r.int(1, frames.length);
     const want = frames[i]!.byteLength + 4 * g.r.pick([-1, 1, 2, 100, -1000]);
     frames[i] = Buffer.alloc(want >= 0 ? want : frames[i]!.byteLength + 4);
     return frames;
   }],
-  ['declared-length-bad', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.DResult, MsgType.GResult, MsgType.Finish])), (h) => {
+  ['declared-length-bad', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.PhaseResult, MsgType.Finish])), (h) => {
     const f = h.f as unknown[][];
     const d = f[g.r.int(0, f.length)]!;
     d[2] = g.r.pick([2 ** 53 - 1, 2 ** 40, 2 ** 31, 1e300, -1, -(2 ** 31), 1.5, 0.25, NaN, Infinity, -Infinity, '16', null]);
   })],
   ['odd-byte-payload', (g) => {
-    const frames = g.encoded(g.plausible(g.r.pick([MsgType.DResult, MsgType.GResult])));
+    const frames = g.encoded(g.plausible(MsgType.PhaseResult));
     const i = g.r.int(1, frames.length);
     const bytes = 4 * g.r.int(0, 8) + g.r.pick([1, 2, 3]);
     frames[i] = g.r.bytes(bytes);
@@ -230,7 +228,7 @@ const KINDS: ReadonlyArray<readonly [string, Gen, number?]> = [
     // As a field of an otherwise plausible header: { p, t: Hello, host: [[[[…]]]] }.
     return [Buffer.concat([Buffer.from([0x83]), msgpackStr('p'), msgpackStr(PROTOCOL_ID), msgpackStr('t'), Buffer.from([MsgType.Hello]), msgpackStr('host'), bytes])];
   }, 0.3],
-  ['huge-string-field', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.Hello, MsgType.Error, MsgType.Ready, MsgType.Finished, MsgType.DResult])), (h) => {
+  ['huge-string-field', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.Hello, MsgType.Error, MsgType.Ready, MsgType.Finished, MsgType.PhaseResult])), (h) => {
     const strings = g.fieldsOf(h).filter((f) => typeof h[f] === 'string');
     h[strings.length ? g.r.pick(strings) : 'checksum'] = g.r.ascii(100_000);
   }), 0.3],
@@ -245,12 +243,12 @@ const KINDS: ReadonlyArray<readonly [string, Gen, number?]> = [
     const odd = [0.5, -0.5, -2, NaN, -Infinity, Infinity, 1e-300];
     return g.encoded({ ...g.hello(), protocol: PROTOCOL_VERSION, rank: g.r.pick(g.opts.joinSafe ? aboveRange : [...aboveRange, ...odd]) });
   }],
-  ['stranger-dresult', (g) => g.encoded(g.plausible(MsgType.DResult))],
-  ['stranger-gresult', (g) => g.encoded(g.plausible(MsgType.GResult))],
+  ['stranger-d-result', (g) => g.encoded({ ...(g.plausible(MsgType.PhaseResult) as PhaseResultMsg), phase: 'd' })],
+  ['stranger-g-result', (g) => g.encoded({ ...(g.plausible(MsgType.PhaseResult) as PhaseResultMsg), phase: 'g' })],
   ['stranger-finished', (g) => g.encoded(g.plausible(MsgType.Finished))],
   ['stranger-ready', (g) => g.encoded(g.plausible(MsgType.Ready))],
   ['stranger-error', (g) => g.encoded(g.plausible(MsgType.Error))],
-  ['late-or-future-result', (g) => g.encoded({ ...(g.plausible(g.r.pick([MsgType.DResult, MsgType.GResult]))), step: g.r.pick([-1, 0, 1, 1e9, 1.5, NaN, 2 ** 53, -0]) } as Message)],
+  ['late-or-future-result', (g) => g.encoded({ ...(g.plausible(MsgType.PhaseResult)), step: g.r.pick([-1, 0, 1, 1e9, 1.5, NaN, 2 ** 53, -0]) } as Message)],
   ['duplicate-result', (g) => g.duplicate()],
   ['coordinator-only-type', (g) => g.encoded(g.plausible(g.r.pick(COORDINATOR_TYPES)))],
   ['truncated-header', (g) => {
@@ -286,7 +284,7 @@ const KINDS: ReadonlyArray<readonly [string, Gen, number?]> = [
     for (let i = 0, n = g.r.pick([1000, 20_000]); i < n; i++) h[`k${i}`] = i;
     return [plain.pack(h)];
   }, 0.2],
-  ['bad-stats', (g) => g.corrupt(g.plausible(g.r.pick([MsgType.DResult, MsgType.GResult])), (h) => (h.stats = g.r.pick([[1, 2], { dLoss: 'NaN', gLoss: null }, { dLoss: { deep: [1] } }, {}])))],
+  ['bad-stats', (g) => g.corrupt(g.plausible(MsgType.PhaseResult), (h) => (h.stats = g.r.pick([[1, 2], { dLoss: 'NaN', gLoss: null }, { dLoss: { deep: [1] } }, {}])))],
 ];
 
 export const FUZZ_KINDS: readonly string[] = KINDS.map(([k]) => k);
@@ -364,17 +362,14 @@ export class HostileMessages {
         return { t: type, code: 'DISTGAN_E_JOIN_REFUSED', reason: r.ascii(40) };
       case MsgType.Init:
         return { t: type, step, frames: Object.fromEntries(TRAINER_STATE_ARRAYS.map((k) => [k, f32(r.int(0, 16))])) as never };
-      case MsgType.DStep:
-        return { t: type, step, globalBatch: 64, checksum: r.chance(0.5), skipG: r.chance(0.2), frames: { positions: i32(4), indices: i32(4), nextIndices: i32(4), gGrad: f32(r.int(0, 32)), gAux: f32(0) } };
-      case MsgType.GStep:
-        return { t: type, step, globalBatch: 64, frames: { positions: i32(4), dGrad: f32(r.int(0, 32)), dAux: f32(0) } };
-      case MsgType.DResult:
-      case MsgType.GResult: {
-        const m = { t: type, step, stats, computeSeconds: r.float(), dataSeconds: r.float() / 10, applySeconds: r.float() / 10, frames: { grad: f32(r.pick([0, 1, 16, 1000])), aux: f32(r.pick([0, 4])) } };
+      case MsgType.PhaseStep:
+        return { t: type, step, phase: r.pick(['d', 'g', 'r1', 'x']), globalBatch: 64, checksum: r.chance(0.5), applyTo: r.pick(['', 'd', 'g'] as const), skip: r.chance(0.2) ? ['g'] : [], frames: { positions: i32(4), indices: i32(4), nextIndices: i32(4), grad: f32(r.int(0, 32)), aux: f32(0) } };
+      case MsgType.PhaseResult: {
+        const m = { t: type, step, phase: r.pick(['d', 'g', 'r1', 'unknown-phase']), stats, computeSeconds: r.float(), dataSeconds: r.float() / 10, applySeconds: r.float() / 10, frames: { grad: f32(r.pick([0, 1, 16, 1000])), aux: f32(r.pick([0, 4])) } };
         return (r.chance(0.3) ? { ...m, checksum: r.hex(64) } : m) as Message;
       }
       case MsgType.Finish:
-        return { t: type, step, skipG: r.chance(0.2), frames: { gGrad: f32(r.int(0, 32)), gAux: f32(0) } };
+        return { t: type, step, applyTo: r.pick(['', 'g'] as const), skip: r.chance(0.2) ? ['d'] : [], frames: { grad: f32(r.int(0, 32)), aux: f32(0) } };
       case MsgType.Finished:
         return { t: type, step, checksum: r.hex(64) };
       case MsgType.Stop:
@@ -387,7 +382,7 @@ export class HostileMessages {
   /** The real encoding of `msg` (frames copied, so corrupting them never touches shared arrays). */
   encoded(msg: Message): Buffer[] {
     const frames = encode(msg).map((b) => Buffer.from(b));
-    if (msg.t === MsgType.DResult || msg.t === MsgType.GResult) this.lastResult = frames.map((b) => Buffer.from(b));
+    if (msg.t === MsgType.PhaseResult) this.lastResult = frames.map((b) => Buffer.from(b));
     return frames;
   }
 
@@ -414,6 +409,6 @@ export class HostileMessages {
   /** The last stranger result again, byte for byte (a duplicate), or a fresh one. */
   duplicate(): Buffer[] {
     if (this.lastResult) return this.lastResult.map((b) => Buffer.from(b));
-    return this.encoded(this.plausible(MsgType.DResult));
+    return this.encoded(this.plausible(MsgType.PhaseResult));
   }
 }

@@ -22,7 +22,7 @@ if (!connect || !rankArg || !['nan', 'inf', 'huge'].includes(kind ?? '') || !['d
 }
 const poisonStep = Number(stepArg);
 
-function poison(r: PhaseResult, input: PhaseInput, which: 'd' | 'g'): PhaseResult {
+function poison(r: PhaseResult, input: PhaseInput, which: string): PhaseResult {
   if (which !== phase || input.step !== poisonStep) return r;
   const g = r.gradients;
   if (kind === 'huge') for (let i = 0; i < 10; i++) g[(i * 7919) % g.length] = 1e30;
@@ -34,8 +34,7 @@ function poison(r: PhaseResult, input: PhaseInput, which: 'd' | 'g'): PhaseResul
 function wrap(t: GanTrainer): GanTrainer {
   return new Proxy(t, {
     get(target, prop, receiver) {
-      if (prop === 'computeDGradients') return async (input: PhaseInput) => poison(await target.computeDGradients(input), input, 'd');
-      if (prop === 'computeGGradients') return async (input: PhaseInput) => poison(await target.computeGGradients(input), input, 'g');
+      if (prop === 'computeGradients') return async (name: string, input: PhaseInput) => poison(await target.computeGradients(name, input), input, name);
       const v = Reflect.get(target, prop, receiver) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { JOIN_PROBE_MS, initialState, step, type Action, type Event, type MachineOptions, type MachineState } from '../../src/coordinator/machine.js';
 import { MsgType, PROTOCOL_VERSION, type HelloMsg, type ReadyMsg } from '../../src/shared/protocol.js';
 import { DistganError, ReplicaDivergedError } from '../../src/shared/errors.js';
+import { phaseTable, registerPhase } from '../../src/shared/gan/phases.js';
+import { fixed } from '../../src/coordinator/membership/fixed.js';
 
 const OPTS: MachineOptions = {
   worldSize: 2,
@@ -18,6 +20,8 @@ const OPTS: MachineOptions = {
   onBadGradient: 'fail',
   sampleEvery: 0,
   checkpointEvery: 0,
+  phases: phaseTable(),
+  membership: fixed,
 };
 
 /** A contribution the guard accepts. */
@@ -49,7 +53,7 @@ const joinBoth: Array<[Event, number]> = [
 
 test('join assigns ranks in order and starts step 0 once all are ready', () => {
   const { state, actions } = drive(joinBoth);
-  assert.deepEqual(types(actions), ['welcome', 'welcome', 'joined', 'joined', 'init', 'start-d']);
+  assert.deepEqual(types(actions), ['welcome', 'welcome', 'joined', 'joined', 'init', 'start-phase']);
   assert.equal(state.phase, 'training');
   assert.equal(state.stepPhase, 'd');
   assert.equal(state.deadline, 4 + 5_000);
@@ -66,13 +70,13 @@ test('a full run: D then G each step, checksums compared, then finish and done',
     [{ type: 'finished', identity: 'b', step: 2, checksum: 'y' }, 21],
   ]);
   assert.deepEqual(types(actions), [
-    'welcome', 'welcome', 'joined', 'joined', 'init', 'start-d',
-    'reduce-d', 'reduce-g', 'start-d',
-    'verify-checksums', 'reduce-d', 'reduce-g', 'finish',
+    'welcome', 'welcome', 'joined', 'joined', 'init', 'start-phase',
+    'reduce', 'start-phase', 'reduce', 'step-done', 'start-phase',
+    'verify-checksums', 'reduce', 'start-phase', 'reduce', 'step-done', 'finish',
     'verify-checksums', 'sample', 'checkpoint', 'export', 'done',
   ]);
   assert.equal(state.phase, 'done');
-  const sd = actions.filter((a) => a.type === 'start-d') as Array<Extract<Action, { type: 'start-d' }>>;
+  const sd = actions.filter((a) => a.type === 'start-phase' && a.first) as Array<Extract<Action, { type: 'start-phase' }>>;
   assert.deepEqual(sd.map((a) => a.checksum), [false, true], 'no checksum before the first update');
 });
 
@@ -84,7 +88,7 @@ test('late and duplicate answers are ignored', () => {
     [{ type: 'result', identity: 'a', phase: 'g', step: 0, check: OK }, 7],
     [{ type: 'result', identity: 'zz', phase: 'd', step: 0, check: OK }, 8],
   ]);
-  assert.equal(types(actions).includes('reduce-d'), false);
+  assert.equal(types(actions).includes('reduce'), false);
   assert.deepEqual(state.awaiting, [1]);
 });
 
@@ -206,8 +210,33 @@ test('a failure checkpoints the completed steps first (not when replicas diverge
 test('accepted payloads are handed back with the reduce actions; late and foreign ones are not', () => {
   const r = (id: string, phase: 'd' | 'g', s: number, payload: string): [Event, number] => [{ type: 'result', identity: id, phase, step: s, check: OK, payload }, 10];
   const { actions } = drive([...joinBoth, r('b', 'd', 0, 'bd'), r('zz', 'd', 0, 'stranger'), r('a', 'd', 0, 'ad'), r('a', 'd', 0, 'dup'), r('b', 'g', 0, 'bg'), r('a', 'g', 0, 'ag')], { ...OPTS, targetSteps: 5 });
-  const rd = actions.find((a) => a.type === 'reduce-d') as Extract<Action, { type: 'reduce-d' }>;
-  assert.deepEqual(rd.parts, ['ad', 'bd'], 'in rank order, whatever the arrival order');
-  const rg = actions.find((a) => a.type === 'reduce-g') as Extract<Action, { type: 'reduce-g' }>;
-  assert.deepEqual([rg.dParts, rg.gParts], [['ad', 'bd'], ['ag', 'bg']]);
+  const reduces = actions.filter((a) => a.type === 'reduce') as Array<Extract<Action, { type: 'reduce' }>>;
+  assert.deepEqual(reduces.map((a) => [a.phase.name, a.parts]), [['d', ['ad', 'bd']], ['g', ['ag', 'bg']]], 'in rank order, whatever the arrival order');
+  const done = actions.find((a) => a.type === 'step-done') as Extract<Action, { type: 'step-done' }>;
+  assert.deepEqual(done.parts, { d: ['ad', 'bd'], g: ['ag', 'bg'] });
+});
+
+test('a third phase from the table: due every 2 steps, between D and G, reduced on its own; the machine needs no edit', () => {
+  const phases = [...phaseTable().slice(0, 1), { name: 'toy', network: 'd' as const, every: 2, data: false }, ...phaseTable().slice(1)];
+  const opts: MachineOptions = { ...OPTS, targetSteps: 2, phases };
+  const r = (id: string, phase: string, s: number): [Event, number] => [{ type: 'result', identity: id, phase, step: s, check: OK, payload: `${id}${phase}${s}` }, 10];
+  const { state, actions } = drive([
+    ...joinBoth,
+    r('a', 'd', 0), r('b', 'd', 0), r('a', 'toy', 0), r('b', 'toy', 0), r('a', 'g', 0), r('b', 'g', 0),
+    r('a', 'd', 1), r('b', 'd', 1), r('a', 'toy', 1), r('a', 'g', 1), r('b', 'g', 1),
+  ], opts);
+  const started = (actions.filter((a) => a.type === 'start-phase') as Array<Extract<Action, { type: 'start-phase' }>>).map((a) => `${a.step}:${a.phase.name}`);
+  assert.deepEqual(started, ['0:d', '0:toy', '0:g', '1:d', '1:g'], 'toy runs on step 0 only (every 2), between D and G');
+  const done = actions.filter((a) => a.type === 'step-done') as Array<Extract<Action, { type: 'step-done' }>>;
+  assert.deepEqual(Object.keys(done[0]!.parts), ['d', 'toy', 'g']);
+  assert.deepEqual(Object.keys(done[1]!.parts), ['d', 'g'], "a toy result at step 1 is not expected and does not count");
+  assert.equal(state.phase, 'finishing');
+  // The process-wide table takes entries the same way (the coordinator's default).
+  const remove = registerPhase({ name: 'toy', network: 'd', every: 2, data: false }, { after: 'd' });
+  try {
+    assert.deepEqual(phaseTable().map((p) => p.name), ['d', 'toy', 'g']);
+  } finally {
+    remove();
+  }
+  assert.deepEqual(phaseTable().map((p) => p.name), ['d', 'g']);
 });

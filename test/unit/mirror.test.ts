@@ -16,48 +16,45 @@ import type { GanTrainer } from '../../src/shared/gan/api.js';
 /** Records apply calls; refuses a gradient whose first element is NaN, as Adam would. */
 function recordingTrainer(): { trainer: GanTrainer; calls: string[] } {
   const calls: string[] = [];
-  const check = (phase: string, g: Float32Array): void => {
-    if (Number.isNaN(g[0])) throw new NumericError(`${phase} refused`);
+  const check = (network: string, g: Float32Array): void => {
+    if (Number.isNaN(g[0])) throw new NumericError(`${network} refused`);
   };
   const trainer = {
-    checkUpdate: (phase: 'd' | 'g', g: Float32Array) => check(phase, g),
-    applyDGradients: (g: Float32Array) => {
-      check('d', g);
-      calls.push(`D${g[0]}`);
+    checkUpdate: (network: 'd' | 'g', g: Float32Array) => check(network, g),
+    applyGradients: (network: 'd' | 'g', g: Float32Array) => {
+      check(network, g);
+      calls.push(`${network.toUpperCase()}${g[0]}`);
     },
-    applyGGradients: (g: Float32Array) => {
-      check('g', g);
-      calls.push(`G${g[0]}`);
-    },
-    skipGUpdate: () => calls.push('G-skip'),
+    skipUpdate: (network: 'd' | 'g') => calls.push(`${network.toUpperCase()}-skip`),
   } as unknown as GanTrainer;
   return { trainer, calls };
 }
 
 const u = (x: number) => ({ grad: Float32Array.of(x), aux: new Float32Array(0) });
+const step = (n: number, ...updates: Array<['d' | 'g', number | 'skip']>) => ({ step: n, updates: updates.map(([network, x]) => ({ network, update: x === 'skip' ? ('skip' as const) : u(x) })) });
 
-test('Mirror: updates wait until a reader needs them, then apply D then G; readers see the step they hold', () => {
+test('Mirror: updates wait until a reader needs them, then apply in the workers\' order; readers see the step they hold', () => {
   const { trainer, calls } = recordingTrainer();
   const m = new Mirror(trainer, 10);
-  m.queue({ step: 11, d: u(1), g: u(2) });
+  m.queue(step(11, ['d', 1], ['g', 2]));
   assert.deepEqual(calls, [], 'nothing applied on queue');
   assert.equal(m.step, 11);
   assert.equal(m.appliedStep, 10);
   m.current();
   assert.deepEqual(calls, ['D1', 'G2']);
   assert.equal(m.appliedStep, 11);
-  m.queue({ step: 12, d: u(3), g: 'skip' });
-  m.queue({ step: 13, d: u(4), g: u(5) }); // queuing flushes the previous step first
+  m.queue(step(12, ['d', 3], ['g', 'skip']));
+  m.queue(step(13, ['d', 'skip'], ['g', 'skip'])); // queuing flushes the previous step first
   assert.deepEqual(calls, ['D1', 'G2', 'D3', 'G-skip']);
-  m.skipped(14);
-  assert.deepEqual(calls.slice(-2), ['D4', 'G5']);
-  assert.equal(m.step, 14, 'a step skipped before any update: the state is the next step\'s start');
+  m.current();
+  assert.deepEqual(calls.slice(-2), ['D-skip', 'G-skip'], 'a step discarded whole: every optimizer counts it');
+  assert.equal(m.step, 13);
 });
 
-test('Mirror: a step whose G update is refused applies nothing of it, and stays refused', () => {
+test('Mirror: a step with a refused update applies nothing of it, and stays refused', () => {
   const { trainer, calls } = recordingTrainer();
   const m = new Mirror(trainer, 0);
-  m.queue({ step: 1, d: u(1), g: u(NaN) });
+  m.queue(step(1, ['d', 1], ['g', NaN]));
   assert.throws(() => m.current(), NumericError);
   assert.deepEqual(calls, [], 'D was not applied either: all or nothing');
   assert.equal(m.appliedStep, 0);

@@ -1,10 +1,10 @@
 /**
  * The contract between the distributed core and the compute engine. A
- * worker drives one `GanTrainer` through
- * the four calls of a synchronous data-parallel GAN step:
+ * worker drives one `GanTrainer` through the phases of a synchronous
+ * data-parallel GAN step (phases.ts; today D then G):
  *
- *   D phase: computeDGradients(slice) → coordinator averages → applyDGradients(avg)
- *   G phase: computeGGradients(slice) → coordinator averages → applyGGradients(avg)
+ *   D phase: computeGradients('d', slice) → coordinator averages → applyGradients('d', avg)
+ *   G phase: computeGradients('g', slice) → coordinator averages → applyGradients('g', avg)
  *
  * The coordinator holds one too, as its mirror: it applies the averaged
  * gradients exactly as the workers do, and never computes gradients itself.
@@ -13,6 +13,8 @@
  * whose layout is the positional order of the network's variables (never tfjs
  * variable names, which come from a global counter and differ per process).
  */
+
+import type { Network } from './phases.js';
 
 /** What one worker computes on for one phase of one step. */
 export interface PhaseInput {
@@ -90,17 +92,21 @@ export interface GanTrainer {
   applyDGradients(gradients: Float32Array, aux: Float32Array): void;
   computeGGradients(input: PhaseInput): Promise<PhaseResult>;
   applyGGradients(gradients: Float32Array, aux: Float32Array): void;
+  /** The gradient of any phase of the phase table (phases.ts), by its name: D's and G's are the two above. */
+  computeGradients(phase: string, input: PhaseInput): Promise<PhaseResult>;
+  /** applyDGradients or applyGGradients, by network. */
+  applyGradients(network: Network, gradients: Float32Array, aux: Float32Array): void;
   /**
-   * Throws exactly what apply{D,G}Gradients would throw for these arguments,
-   * changing nothing; lets a caller apply D and G as one all-or-nothing update.
+   * Throws exactly what applyGradients would throw for these arguments,
+   * changing nothing; lets a caller apply a step's updates all or nothing.
    */
-  checkUpdate(phase: 'd' | 'g', gradients: Float32Array, aux: Float32Array): void;
+  checkUpdate(network: Network, gradients: Float32Array, aux: Float32Array): void;
   /**
-   * A G update that was discarded on every replica (--on-bad-gradient
-   * skip-step after D had been applied): advances G's optimizer step count
-   * so both optimizers stay in step, changing no weight or moment.
+   * An update that was discarded on every replica (--on-bad-gradient
+   * skip-step): advances that network's optimizer step count, changing no
+   * weight or moment, so every optimizer stays at the training step.
    */
-  skipGUpdate(): void;
+  skipUpdate(network: Network): void;
 
   getState(): TrainerState;
   setState(state: TrainerState): void;

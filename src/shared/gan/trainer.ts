@@ -29,6 +29,7 @@ import { parameterCounts, sampleShapeOf, validateModelSpec, type ModelSpec } fro
 import { NetworkId, flatSize, initialValues, networkVariables, writeFlat, type NetworkVariables, type VariableInfo } from '../models/variables.js';
 import { Adam } from './adam.js';
 import type { GanTrainer, PhaseInput, PhaseResult, TrainerState } from './api.js';
+import type { Network } from './phases.js';
 import { discriminatorAccuracy, discriminatorLoss, generatorLoss } from './losses.js';
 import { validateGanOptions, type GanOptions } from './options.js';
 
@@ -44,6 +45,28 @@ export function buildNetworks(spec: ModelSpec): { generator: Sequential; discrim
 }
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
+
+/** How a phase's gradient is computed: its loss, on this trainer, for one worker's slice. */
+export type PhaseLoss = (trainer: TfGanTrainer, input: PhaseInput) => Promise<PhaseResult>;
+
+/**
+ * The loss of every phase in the phase table (shared/gan/phases.ts), by
+ * phase name. D's and G's are the trainer's own; another phase registers
+ * its loss here (registerPhaseLoss) beside its table entry.
+ */
+const PHASE_LOSSES = new Map<string, PhaseLoss>([
+  ['d', (t, input) => t.computeDGradients(input)],
+  ['g', (t, input) => t.computeGGradients(input)],
+]);
+
+/** Registers the loss of a phase; returns a function that removes it again (tests). */
+export function registerPhaseLoss(phase: string, loss: PhaseLoss): () => void {
+  if (PHASE_LOSSES.has(phase)) throw new RangeError(`phase ${phase} already has a loss`);
+  PHASE_LOSSES.set(phase, loss);
+  return () => {
+    PHASE_LOSSES.delete(phase);
+  };
+}
 
 export class TfGanTrainer implements GanTrainer {
   readonly gParamCount: number;
@@ -327,14 +350,26 @@ export class TfGanTrainer implements GanTrainer {
     this.apply(this.gAdam, this.gWeights, this.g.trainable, gradients, aux, 'applyGGradients');
   }
 
-  checkUpdate(phase: 'd' | 'g', gradients: Float32Array, aux: Float32Array): void {
-    if (phase === 'd') this.check(this.dAdam, this.dWeights, gradients, aux, 'applyDGradients');
+  checkUpdate(network: Network, gradients: Float32Array, aux: Float32Array): void {
+    if (network === 'd') this.check(this.dAdam, this.dWeights, gradients, aux, 'applyDGradients');
     else this.check(this.gAdam, this.gWeights, gradients, aux, 'applyGGradients');
   }
 
-  skipGUpdate(): void {
+  /** The gradient of the phase `phase` (shared/gan/phases.ts), computed by its registered loss. */
+  computeGradients(phase: string, input: PhaseInput): Promise<PhaseResult> {
+    const loss = PHASE_LOSSES.get(phase);
+    if (!loss) throw new ConfigError(`phase ${JSON.stringify(phase)} has no loss in this distgan (registered: ${[...PHASE_LOSSES.keys()].join(', ')})`);
+    return loss(this, input);
+  }
+
+  applyGradients(network: Network, gradients: Float32Array, aux: Float32Array): void {
+    if (network === 'd') this.applyDGradients(gradients, aux);
+    else this.applyGGradients(gradients, aux);
+  }
+
+  skipUpdate(network: Network): void {
     this.checkAlive();
-    this.gAdam.skip();
+    (network === 'd' ? this.dAdam : this.gAdam).skip();
   }
 
   /** Completed optimizer steps (G updates; D may be one ahead between phases). */
