@@ -402,12 +402,9 @@ export class Coordinator {
           this.dataSent = false;
         }
         if (phase.name === 'g') this.times.gPhaseStart = this.now();
-        // The update waiting to go out rides with this phase when the network
-        // changes or a new step begins; consecutive phases of one network
-        // keep summing into it (phases.ts).
-        let carry: { network: Network; update: Update } | undefined;
-        if (this.pending && (a.first || this.pending.network !== phase.network)) {
-          carry = this.pending;
+        const carry = a.carry ? this.pending : undefined;
+        if (carry) {
+          // Sent now, so applied by every replica: part of this step's record (the previous step's, when first).
           if (!a.first) this.sentThisStep.push(carry);
           this.pending = undefined;
         }
@@ -441,7 +438,7 @@ export class Coordinator {
       case 'reduce': {
         const { phase } = a;
         const avg = this.reduce(a.parts, phase.network === 'd' ? run.trainer.dParamCount : run.trainer.gParamCount);
-        this.pending = this.pending?.network === phase.network ? { network: phase.network, update: sumUpdates(this.pending.update, avg) } : { network: phase.network, update: avg };
+        this.pending = a.accumulate && this.pending ? { network: phase.network, update: sumUpdates(this.pending.update, avg) } : { network: phase.network, update: avg };
         return;
       }
       case 'step-done': {

@@ -130,10 +130,18 @@ export type Action =
   | { type: 'refuse'; identity: string; code: string; reason: string }
   | { type: 'joined'; member: Member }
   | { type: 'init' }
-  /** Send every rank its slice for `phase`; `first` of its step (then `checksum` asks for weight checksums). */
-  | { type: 'start-phase'; step: number; phase: PhaseSpec; first: boolean; checksum: boolean }
-  /** Average the accepted contributions of a completed phase (by rank). */
-  | { type: 'reduce'; step: number; phase: PhaseSpec; parts: unknown[] }
+  /**
+   * Send every rank its slice for `phase`; `first` of its step (then
+   * `checksum` asks for weight checksums). `carry`: the update waiting to go
+   * out goes with this message (a new step, or a phase of the other network).
+   */
+  | { type: 'start-phase'; step: number; phase: PhaseSpec; first: boolean; checksum: boolean; carry: boolean }
+  /**
+   * Average the accepted contributions of a completed phase (by rank);
+   * `accumulate`: add it to the waiting update of the same network (the
+   * previous phase of this step was of the same network) instead of replacing it.
+   */
+  | { type: 'reduce'; step: number; phase: PhaseSpec; parts: unknown[]; accumulate: boolean }
   /** Every phase of `step` is reduced: report it; the step's updates are final. */
   | { type: 'step-done'; step: number; parts: Record<string, unknown[]> }
   /**
@@ -261,7 +269,7 @@ function beginStep(state: MachineState, step: number, now: number): Transition {
       stepParts: {},
       deadline: now + opts.stepTimeoutMs,
     },
-    actions: [{ type: 'start-phase', step, phase: due[0]!, first: true, checksum }],
+    actions: [{ type: 'start-phase', step, phase: due[0]!, first: true, checksum, carry: true }],
   };
 }
 
@@ -370,12 +378,14 @@ function onResult(state: MachineState, ev: Extract<Event, { type: 'result' }>, n
   }
   const normHistory = { ...state.normHistory, [phase.name]: remember(history, norms) };
   const stepParts = { ...state.stepParts, [phase.name]: parts };
-  actions.push({ type: 'reduce', step: state.step, phase, parts: parts.slice() });
+  const previous = state.stepPhases[state.phaseIndex - 1];
+  actions.push({ type: 'reduce', step: state.step, phase, parts: parts.slice(), accumulate: previous !== undefined && previous.network === phase.network });
   const nextPhase = state.stepPhases[state.phaseIndex + 1];
   if (nextPhase) {
     return {
       state: { ...next, normHistory, stepParts, stepPhase: nextPhase.name, phaseIndex: state.phaseIndex + 1, awaiting: allRanks(state.opts.worldSize), refused: [], norms: [], parts: [], deadline: now + state.opts.stepTimeoutMs },
-      actions: [...actions, { type: 'start-phase', step: state.step, phase: nextPhase, first: false, checksum: false }],
+      // Consecutive phases of one network run on the same weights and sum into one update (phases.ts).
+      actions: [...actions, { type: 'start-phase', step: state.step, phase: nextPhase, first: false, checksum: false, carry: nextPhase.network !== phase.network }],
     };
   }
   const t = beginStep({ ...next, normHistory, stepParts }, state.step + 1, now);

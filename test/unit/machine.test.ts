@@ -227,6 +227,10 @@ test('a third phase from the table: due every 2 steps, between D and G, reduced 
   ], opts);
   const started = (actions.filter((a) => a.type === 'start-phase') as Array<Extract<Action, { type: 'start-phase' }>>).map((a) => `${a.step}:${a.phase.name}`);
   assert.deepEqual(started, ['0:d', '0:toy', '0:g', '1:d', '1:g'], 'toy runs on step 0 only (every 2), between D and G');
+  const carried = (actions.filter((a) => a.type === 'start-phase') as Array<Extract<Action, { type: 'start-phase' }>>).map((a) => a.carry);
+  assert.deepEqual(carried, [true, false, true, true, true], "D's update waits through the toy phase (same network), then goes out with G");
+  const accumulated = (actions.filter((a) => a.type === 'reduce') as Array<Extract<Action, { type: 'reduce' }>>).map((a) => `${a.phase.name}:${a.accumulate}`);
+  assert.deepEqual(accumulated, ['d:false', 'toy:true', 'g:false', 'd:false', 'g:false'], "the toy phase's average sums into D's update");
   const done = actions.filter((a) => a.type === 'step-done') as Array<Extract<Action, { type: 'step-done' }>>;
   assert.deepEqual(Object.keys(done[0]!.parts), ['d', 'toy', 'g']);
   assert.deepEqual(Object.keys(done[1]!.parts), ['d', 'g'], "a toy result at step 1 is not expected and does not count");
