@@ -126,3 +126,12 @@ describe('initBackend', () => {
     for (const bad of ['', 'WASM', 'tfjs-node', 'gpu']) assert.throws(() => parseBackendRequest(bad), ConfigError);
   });
 });
+
+it('physicalGpuIndex maps a local index through CUDA_VISIBLE_DEVICES with the one mapping (backends.ts)', async () => {
+  const { physicalGpuIndex } = await import('../../src/shared/compute/webgpu.js');
+  assert.deepEqual(physicalGpuIndex(1, { CUDA_VISIBLE_DEVICES: '3,5' }), { index: 5 });
+  assert.deepEqual(physicalGpuIndex(undefined, {}), { index: 0 });
+  assert.deepEqual(physicalGpuIndex(1, { CUDA_VISIBLE_DEVICES: 'GPU-aaa,GPU-bbb' }), { index: 1 }, 'UUIDs cannot be matched to Vulkan adapters: the raw index');
+  const out = physicalGpuIndex(2, { CUDA_VISIBLE_DEVICES: '3,5' });
+  assert.ok('error' in out && /GPU index 2 is out of range: CUDA_VISIBLE_DEVICES=3,5 lists 2 device\(s\)/.test(out.error));
+});

@@ -22,6 +22,7 @@
  */
 import { tf } from './tf.js';
 import { vulkanLoaderFound } from './vulkan-env.js';
+import { cudaVisibleDeviceFor } from './backends.js';
 
 /** What initWebgpu reports about the adapter it chose. */
 export interface WebgpuAdapterSummary {
@@ -104,18 +105,14 @@ export function physicalGpuIndex(
 ): { index: number } | { error: string } {
   const local = gpuIndex ?? 0;
   if (!Number.isInteger(local) || local < 0) return { error: `GPU index must be a non-negative integer, got ${local}` };
-  const visible = env['CUDA_VISIBLE_DEVICES'];
-  if (visible !== undefined && visible.trim() !== '') {
-    const entries = visible.split(',').map((s) => s.trim()).filter((s) => s !== '');
-    if (entries.every((e) => /^\d+$/.test(e))) {
-      const mapped = entries[local];
-      if (mapped === undefined) {
-        return { error: `GPU index ${local} is out of range: CUDA_VISIBLE_DEVICES=${visible} lists ${entries.length} device(s)` };
-      }
-      return { index: Number(mapped) };
-    }
+  let entry: string;
+  try {
+    entry = cudaVisibleDeviceFor(local, env['CUDA_VISIBLE_DEVICES']);
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
   }
-  return { index: local };
+  // UUID entries (GPU-…) cannot be matched to Vulkan adapters: the raw index is used.
+  return { index: /^\d+$/.test(entry) ? Number(entry) : local };
 }
 
 /** Re-exported where backend.ts has always found it; the check lives with the other Vulkan look-ups. */
