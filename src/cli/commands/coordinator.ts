@@ -12,6 +12,7 @@ import { readEnv } from '../env.js';
 import { addRunOptions, commandValue, rawString, resolveRun } from '../run-options.js';
 import { hostRun } from '../coordinator-host.js';
 import { logLine } from '../output.js';
+import { printable } from '../../coordinator/peer-limiter.js';
 import { applyServerCurve, readAuthorizedKeys, readSecretKeyFile, startZapHandler, watchHandshakeFailures } from '../transport/curve.js';
 import { isLoopbackEndpoint } from '../transport/endpoints.js';
 
@@ -93,18 +94,25 @@ export function register(program: Command): void {
     let configureSocket: ((r: Router) => Promise<void>) | undefined;
     let zap: { close(): Promise<void> } | undefined;
     let host: Awaited<ReturnType<typeof hostRun>> | undefined;
+    // Counted and printed by the coordinator within its per-peer log budget once it
+    // exists; a refusal while it is still being set up (after the bind) is printed here.
+    const rejectedPeer = (reason: string, address: string): void => {
+      const text = `rejected a peer from ${address}: ${reason}`;
+      if (host) host.coordinator.peerRejected(text, address);
+      else logLine(printable(text, 500));
+    };
     if (o.curveSecretKey && o.authorizedKeys) {
       const keys = await readSecretKeyFile(o.curveSecretKey);
       const authorized = await readAuthorizedKeys(o.authorizedKeys);
       zap = await startZapHandler({
         authorized,
         // Printed by the coordinator within its per-peer log budget (a stranger can fail handshakes in a loop).
-        onReject: (reason, address) => host?.coordinator.peerRejected(`rejected a peer from ${address}: ${reason}`, address),
+        onReject: (reason, address) => rejectedPeer(reason, address),
       });
       configureSocket = async (router) => {
         applyServerCurve(router, keys);
         // Keyless and wrong-coordinator-key clients fail the handshake before ZAP is asked.
-        watchHandshakeFailures(router, (reason, address) => host?.coordinator.peerRejected(`rejected a peer from ${address}: ${reason}`, address));
+        watchHandshakeFailures(router, rejectedPeer);
       };
       logLine(`CURVE on: ${authorized.size} authorised worker keys`);
     } else if (!isLoopbackEndpoint(o.bind)) {
