@@ -597,3 +597,11 @@ describe('docs/multi-node.md', () => {
     }
   });
 });
+
+test('the test runner and CI stop only what they started: no process is stopped by name', async () => {
+  for (const file of ['scripts/test.js', '.ci/run', 'scripts/slurm-cluster.sh']) {
+    const text = readFileSync(join(ROOT, file), 'utf8');
+    // pkill/killall match other users' processes by name (a system Prometheus, another Slurm).
+    assert.doesNotMatch(text.replace(/^\s*(#|\/\/).*$/gm, ''), /\b(pkill|killall)\b/, `${file} stops a process by name`);
+  }
+});
