@@ -57,9 +57,19 @@ export function reasonFromStderr(stderr: string): { message: string; code?: stri
 }
 
 export function runJsonChild<T>(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<ChildOutcome<T>> {
+  return runJsonCommand<T>(process.execPath, args, timeoutMs, env);
+}
+
+/** runJsonChild for any program (the PyTorch peers run under python3). */
+export function runJsonCommand<T>(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<ChildOutcome<T>> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const p = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // A program that cannot be started (ENOENT) still ends in one outcome, via 'exit' or here.
+    p.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ error: `could not start ${command}: ${e.message}`, exitCode: null, seconds: (performance.now() - t0) / 1000 });
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -69,8 +79,21 @@ export function runJsonChild<T>(args: string[], timeoutMs: number, env: NodeJS.P
       timedOut = true;
       p.kill('SIGKILL');
     }, timeoutMs);
+    let stdoutEnded = false;
+    p.stdout.on('end', () => (stdoutEnded = true));
     p.on('exit', (code, signal) => {
       clearTimeout(timer);
+      // 'exit' can come before the last stdout bytes; wait for them briefly (not for 'close':
+      // a grandchild that outlives a killed child would hold the pipe open forever).
+      if (!stdoutEnded) {
+        const grace = setTimeout(() => finish(code, signal), 1000);
+        p.stdout.once('end', () => {
+          clearTimeout(grace);
+          finish(code, signal);
+        });
+      } else finish(code, signal);
+    });
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       const seconds = (performance.now() - t0) / 1000;
       const last = out.trim().split('\n').pop() ?? '';
       try {
@@ -83,7 +106,7 @@ export function runJsonChild<T>(args: string[], timeoutMs: number, env: NodeJS.P
         if (reason.exitCode !== undefined) outcome.errorExitCode = reason.exitCode;
         resolve(outcome);
       }
-    });
+    };
   });
 }
 
@@ -110,4 +133,32 @@ export function childFailure(what: string, outcome: ChildOutcome<ChildFailure>):
     return new DistganError(code, `${what}: ${error.replace(` [${code}]`, '')}`, { exitCode });
   }
   return new DistganError('DISTGAN_E_INTERNAL', `${what}: ${error}`);
+}
+
+// ---------------------------------------------------------------------------
+// PyTorch peers (bench/torch_dcgan.py, bench/torch_ddp.py)
+
+/**
+ * The Python that runs the PyTorch peers: DISTGAN_PYTHON, else /usr/bin/python3
+ * (Debian's python3-torch installs there, and not for another python on the PATH).
+ */
+export function pythonForTorch(env: NodeJS.ProcessEnv = process.env): string {
+  return env['DISTGAN_PYTHON'] !== undefined && env['DISTGAN_PYTHON'] !== '' ? env['DISTGAN_PYTHON'] : '/usr/bin/python3';
+}
+
+export type TorchProbe =
+  | { available: true; python: string; version: string; cpus: number }
+  | { available: false; python: string; reason: string };
+
+/**
+ * Whether PyTorch can be imported, and its version. Never throws: a bench
+ * reports `torch: {available: false, reason}` and carries on without it.
+ */
+export async function probeTorch(env: NodeJS.ProcessEnv = process.env): Promise<TorchProbe> {
+  const python = pythonForTorch(env);
+  const code = 'import json, os, torch; print(json.dumps({"version": torch.__version__, "cpus": len(os.sched_getaffinity(0))}))';
+  const r = await runJsonCommand<{ version: string; cpus: number }>(python, ['-c', code], 60_000, env);
+  if (r.result !== undefined) return { available: true, python, version: r.result.version, cpus: r.result.cpus };
+  const why = r.error ?? 'no answer';
+  return { available: false, python, reason: `PyTorch is not usable with ${python} (${why}); on Debian install python3-torch (sudo apt-get install -y python3-torch), or point DISTGAN_PYTHON at a python with torch` };
 }

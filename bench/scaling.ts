@@ -5,7 +5,11 @@
  *  - distgan with 1 worker at the same global batch;
  *  - distgan with 2 workers, each at that per-worker batch (global 2×);
  *  - the per-step gradient exchange time distgan measured (2 workers);
- *  - the raw ZeroMQ transfer of the same bytes between processes.
+ *  - the raw ZeroMQ transfer of the same bytes between processes;
+ *  - PyTorch DistributedDataParallel (gloo, CPU) with 1 and 2 processes at the
+ *    same per-process batch, one thread each (bench/torch_ddp.py), as `torch`
+ *    in the JSON: `{available: false, reason}` where PyTorch cannot be
+ *    imported, which does not fail the bench.
  * Every figure is steady-state (warm-up steps excluded). A failed run fails
  * the bench with the child's own error code and exit code. With `--backend
  * webgpu` the children get the project's software Vulkan when the machine
@@ -17,7 +21,7 @@ import { join } from 'node:path';
 import { CLI_BIN, PACKAGE_ROOT } from '../src/shared/version.js';
 import { DistganError } from '../src/shared/errors.js';
 import { webgpuChildEnv } from '../src/shared/compute/vulkan-env.js';
-import { childFailure, reasonFromStderr, runJsonChild } from './child.js';
+import { childFailure, probeTorch, reasonFromStderr, runJsonChild, runJsonCommand } from './child.js';
 import type { ComputeChildResult } from './compute-child.js';
 import { measureRawTransfer } from './raw-transfer.js';
 import { spawn } from 'node:child_process';
@@ -54,7 +58,64 @@ async function launchRun(workers: number, batch: number, steps: number, backend:
   }
 }
 
-export async function runScalingBench(o: { backend: string; perWorkerBatch: number; steps: number; log: (l: string) => void }): Promise<Record<string, unknown>> {
+/** What bench/torch_ddp.py prints (or its error). */
+interface DdpRun {
+  imagesPerSecond?: number;
+  secondsPerStep?: number;
+  threadsPerProcess?: number;
+  error?: string;
+}
+
+/**
+ * PyTorch DDP over gloo with 1 and 2 processes, B samples each, 1 thread each
+ * (a distgan wasm worker computes on one core), beside distgan's 1 and 2 workers.
+ */
+async function torchDdp(B: number, steps: number, distgan: { one: number; two: number }, log: (l: string) => void): Promise<Record<string, unknown>> {
+  const probe = await probeTorch();
+  if (!probe.available) {
+    log(`scaling: PyTorch DDP skipped: ${probe.reason}`);
+    return { available: false, reason: probe.reason };
+  }
+  const script = join(PACKAGE_ROOT, 'bench', 'torch_ddp.py');
+  const run = async (procs: number): Promise<DdpRun> => {
+    log(`scaling: PyTorch ${probe.version} DDP (gloo), ${procs} process(es) × batch ${B}, 1 thread each`);
+    const r = await runJsonCommand<DdpRun>(probe.python, [script, '--procs', String(procs), '--batch', String(B), '--steps', String(steps), '--warmup', '2', '--threads', '1'], 1_800_000);
+    const error = r.result?.error ?? r.error ?? (typeof r.result?.imagesPerSecond === 'number' ? undefined : 'no figure in its output');
+    if (error !== undefined) {
+      log(`  DDP ${procs}: ${error}`);
+      return { error };
+    }
+    log(`  DDP ${procs}: ${r.result!.imagesPerSecond!.toFixed(1)} img/s (${r.result!.secondsPerStep!.toFixed(3)} s/step)`);
+    return r.result!;
+  };
+  const one = await run(1);
+  const two = await run(2);
+  const ips = (r: DdpRun): number | null => (r.error === undefined && typeof r.imagesPerSecond === 'number' ? r.imagesPerSecond : null);
+  const [i1, i2] = [ips(one), ips(two)];
+  return {
+    available: true,
+    version: probe.version,
+    python: probe.python,
+    ddpBackend: 'gloo',
+    perProcessBatch: B,
+    threadsPerProcess: 1,
+    oneProcessImagesPerSecond: i1,
+    twoProcessImagesPerSecond: i2,
+    twoProcessesOverOne: i1 !== null && i2 !== null ? i2 / i1 : null,
+    ...(one.error !== undefined ? { oneProcessError: one.error } : {}),
+    ...(two.error !== undefined ? { twoProcessError: two.error } : {}),
+    distganOverTorch: { oneWorker: i1 !== null ? distgan.one / i1 : null, twoWorkers: i2 !== null ? distgan.two / i2 : null },
+  };
+}
+
+export async function runScalingBench(o: {
+  backend: string;
+  perWorkerBatch: number;
+  steps: number;
+  /** Measure PyTorch DDP beside distgan (default true; reported unavailable without PyTorch). */
+  torch?: boolean;
+  log: (l: string) => void;
+}): Promise<Record<string, unknown>> {
   const B = o.perWorkerBatch;
   const vk = o.backend === 'webgpu' ? webgpuChildEnv() : { env: process.env };
   if (vk.note !== undefined) o.log(`scaling: ${vk.note}`);
@@ -79,6 +140,9 @@ export async function runScalingBench(o: { backend: string; perWorkerBatch: numb
   const raw = await measureRawTransfer({ workers: 2, gBytes, dBytes, steps: 30, warmup: 5 });
   o.log(`  raw: ${raw.toFixed(4)} s/step`);
   const exchange = two.exchangeSecondsPerStep ?? NaN;
+  const torch = (o.torch ?? true)
+    ? await torchDdp(B, o.steps, { one: one.imagesPerSecond, two: two.imagesPerSecond }, o.log)
+    : { skipped: '--no-torch' };
   return {
     suite: 'scaling',
     backend: plainResult.backend,
@@ -92,5 +156,6 @@ export async function runScalingBench(o: { backend: string; perWorkerBatch: numb
     oneWorkerOverPlain: one.imagesPerSecond / plain,
     twoWorkersOverOne: two.imagesPerSecond / one.imagesPerSecond,
     exchangeOverRaw: exchange / raw,
+    torch,
   };
 }

@@ -1,7 +1,10 @@
 /**
  * `distgan bench --suite compute` as a user runs it (a real process tree):
- * the last stdout line is one JSON object with the documented fields, and a
- * bad suite name exits 2 naming it. `--backend webgpu` finds the project's
+ * the last stdout line is one JSON object with the documented fields (PyTorch
+ * CPU beside distgan where python3 can import torch, `torch: {available:
+ * false, reason}` and exit 0 where it cannot), `--suite scaling` adds PyTorch
+ * DDP with 1 and 2 processes, `--help` gives each default once, and a bad
+ * suite name exits 2 naming it. `--backend webgpu` finds the project's
  * software Vulkan (.cache/vulkan) by itself, and where no Vulkan can be found
  * the bench fails (exit 2, no JSON) with the child's coded reason and the
  * command that sets Vulkan up. Tiny batch and one step: this checks the
@@ -13,6 +16,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { softwareVulkanEnv, systemVulkanFound } from '../../src/shared/compute/vulkan-env.js';
+import { probeTorch } from '../../bench/child.js';
 
 /** `text` as a literal inside a RegExp. */
 function literal(text: string): string {
@@ -21,7 +25,7 @@ function literal(text: string): string {
 
 describe('distgan bench', () => {
   it('--suite compute ends stdout with one JSON line: suite, backend, batchSize, imagesPerSecond, machine reference', async () => {
-    const r = await runCli(['bench', '--suite', 'compute', '--batch-size', '4', '--steps', '1', '--no-side-by-side'], { timeoutMs: 120_000 });
+    const r = await runCli(['bench', '--suite', 'compute', '--batch-size', '4', '--steps', '1'], { timeoutMs: 120_000 });
     assert.equal(r.code, 0, r.stderr);
     const last = r.stdout.trim().split('\n').at(-1)!;
     const result = JSON.parse(last) as Record<string, unknown>;
@@ -32,6 +36,69 @@ describe('distgan bench', () => {
     const ref = result['referenceConv2dGmacPerSecond'] as { before: number; after: number };
     assert.ok(ref.before > 0 && ref.after > 0, JSON.stringify(ref));
     assert.ok(typeof result['sideBySide'] === 'object');
+    // PyTorch on the CPU at the same batch, 1 thread and all threads, where it can be imported.
+    const torch = result['torch'] as Record<string, any>;
+    const probe = await probeTorch();
+    if (probe.available) {
+      assert.equal(torch['available'], true, JSON.stringify(torch));
+      assert.equal(torch['batchSize'], 4);
+      assert.equal(torch['oneThread'].threads, 1);
+      assert.equal(torch['allThreads'].threads, probe.cpus);
+      for (const k of ['oneThread', 'allThreads']) assert.ok(torch[k].imagesPerSecond > 0, `${k}: ${JSON.stringify(torch[k])}`);
+      assert.ok(torch['distganOverTorch'].oneThread > 0);
+      assert.match(r.stderr, /PyTorch \S+ CPU at batch 4, 1 thread/);
+    } else {
+      assert.deepEqual(torch, { available: false, reason: probe.reason });
+    }
+  });
+
+  it('without PyTorch the compute bench still succeeds and says why PyTorch is missing', async () => {
+    const r = await runCli(['bench', '--suite', 'compute', '--batch-size', '2', '--steps', '1'], {
+      timeoutMs: 120_000,
+      env: { DISTGAN_PYTHON: '/nonexistent/python3' },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, any>;
+    assert.ok(result['imagesPerSecond'] > 0);
+    assert.equal(result['torch'].available, false);
+    assert.match(result['torch'].reason, /PyTorch is not usable with \/nonexistent\/python3 \(could not start .*ENOENT.*\); on Debian install python3-torch/);
+    assert.match(r.stderr, /compute: PyTorch skipped: /);
+  });
+
+  it('--no-side-by-side measures the selected backend alone: no PyTorch either', async () => {
+    const r = await runCli(['bench', '--suite', 'compute', '--batch-size', '2', '--steps', '1', '--no-side-by-side'], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, any>;
+    assert.deepEqual(result['torch'], { skipped: '--no-side-by-side' });
+    assert.doesNotMatch(r.stderr, /PyTorch/);
+  });
+
+  it('--suite scaling reports distgan 1 and 2 workers and PyTorch DDP (gloo) 1 and 2 processes in one JSON line', { timeout: 300_000 }, async () => {
+    const r = await runCli(['bench', '--suite', 'scaling', '--batch-size', '2', '--steps', '1'], { timeoutMs: 280_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, any>;
+    assert.equal(result['suite'], 'scaling');
+    for (const k of ['plainImagesPerSecond', 'oneWorkerImagesPerSecond', 'twoWorkerImagesPerSecond', 'exchangeSecondsPerStep', 'rawTransferSecondsPerStep']) {
+      assert.ok(result[k] > 0, `${k}: ${result[k]}`);
+    }
+    const torch = result['torch'] as Record<string, any>;
+    const probe = await probeTorch();
+    if (!probe.available) return assert.deepEqual(torch, { available: false, reason: probe.reason });
+    assert.equal(torch['ddpBackend'], 'gloo');
+    assert.equal(torch['perProcessBatch'], 2);
+    assert.ok(torch['oneProcessImagesPerSecond'] > 0 && torch['twoProcessImagesPerSecond'] > 0, JSON.stringify(torch));
+    assert.ok(torch['distganOverTorch'].oneWorker > 0 && torch['distganOverTorch'].twoWorkers > 0);
+  });
+
+  it('--help states each default once (no commander "(default: …)" beside the description\'s)', async () => {
+    const r = await runCli(['bench', '--help'], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /\(default: "/);
+    // Each option's help (wrapped over several lines) says "default" at most once.
+    const options = r.stdout.split(/\n(?=  -)/).filter((block) => block.trimStart().startsWith('-'));
+    assert.ok(options.length >= 7, r.stdout);
+    for (const block of options) assert.ok((block.match(/default/g) ?? []).length <= 1, `said twice: ${block}`);
+    for (const flag of ['--backend', '--batch-size', '--steps']) assert.match(r.stdout, new RegExp(`${flag} [^\n]*(\n {10,}[^\n]*)*\(default (auto|64|10)\)`));
   });
 
   it('--backend webgpu with no Vulkan to be found exits 2, giving the reason and the set-up command, and no figures', async () => {

@@ -5,11 +5,16 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseCheckpoint, readCheckpoint, writeCheckpoint } from '../../src/shared/checkpoint.js';
+import { generatorTensors, parseCheckpoint, readCheckpoint, resolveCheckpointPath, tensorPlan, writeCheckpoint } from '../../src/shared/checkpoint.js';
 import { removeStaleTempFiles } from '../../src/shared/atomic-write.js';
 import { CheckpointError, NumericError } from '../../src/shared/errors.js';
 import { resolveConfig, trainingPart } from '../../src/shared/config.js';
 import { TRAINER_STATE_ARRAYS, type TrainerState } from '../../src/shared/gan/api.js';
+import { initBackend } from '../../src/shared/compute/backend.js';
+import { TfGanTrainer } from '../../src/shared/gan/trainer.js';
+import { resolveGanOptions } from '../../src/shared/gan/options.js';
+import { parameterCounts, sampleShapeOf, type ModelSpec } from '../../src/shared/models/spec.js';
+import { arrayBytes, format2Bytes, headerInput, safetensorsBytes, splitSafetensors, stateFor } from '../helpers/checkpoint-files.js';
 
 function state(step: number): TrainerState {
   const f = (n: number, k: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k + step));
@@ -46,23 +51,11 @@ function fullHeader(step: number, optimizerStep = step): Record<string, unknown>
   };
 }
 
-function arrayBytes(s: TrainerState): Buffer {
-  return Buffer.concat(TRAINER_STATE_ARRAYS.map((k) => Buffer.from(s[k].buffer, s[k].byteOffset, s[k].byteLength)));
-}
-
 /**
  * Bytes of a format-2 file with any header text and a correct trailing digest,
  * so that what is tested is the validation after the digest, not the digest.
  */
-function craft(headerJson: string, arrays: Buffer, opts: { hlen?: number } = {}): Buffer {
-  let json = headerJson;
-  while ((12 + Buffer.byteLength(json)) % 4 !== 0) json += ' ';
-  const prefix = Buffer.alloc(12);
-  prefix.write('DGANCKPT', 0, 'latin1');
-  prefix.writeUInt32LE(opts.hlen ?? Buffer.byteLength(json), 8);
-  const body = Buffer.concat([prefix, Buffer.from(json), arrays]);
-  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
-}
+const craft = format2Bytes;
 
 /** A file as distgan 0.1 (format 1) wrote it: header.sha256 over the arrays only, no trailer. */
 function formatOne(step: number): Buffer {
@@ -102,7 +95,7 @@ test('round trip is bit-exact, only the newest K are kept, no temp files remain'
     assert.deepEqual((await readdir(dir)).sort(), ['step-00000030.ckpt', 'step-00000040.ckpt']);
     const c = await readCheckpoint(dir);
     assert.equal(c.header.step, 40);
-    assert.equal(c.header.format, 2);
+    assert.equal(c.header.format, 3);
     assert.deepEqual(c.skipped, []);
     const want = state(40);
     for (const k of TRAINER_STATE_ARRAYS) assert.deepEqual([...c.state[k]], [...want[k]], k);
@@ -139,6 +132,10 @@ test('truncated, corrupted and foreign files are refused with CheckpointError', 
     await assert.rejects(readCheckpoint(path), isCheckpointError(/bad magic/));
     await writeFile(path, 'DGANCKPT');
     await assert.rejects(readCheckpoint(path), isCheckpointError(/truncated/));
+    // Someone else's safetensors file (no distgan metadata) is named for what it is.
+    const f32 = Buffer.from(new Float32Array([1, 2]).buffer);
+    await writeFile(path, safetensorsBytes({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, f32));
+    await assert.rejects(readCheckpoint(path), isCheckpointError(/safetensors file without exactly one __metadata__\.sha256 .*not a distgan checkpoint/));
     await assert.rejects(readCheckpoint(join(dir, 'nope')), isCheckpointError(/does not exist/));
   });
 });
@@ -148,15 +145,16 @@ test('an edited header field is refused even though it is valid JSON (the digest
     const path = await writeCheckpoint(dir, header(10), state(10), 3);
     const good = await readFile(path);
     const text = good.toString('latin1');
-    const at = text.indexOf('"step":10');
+    // safetensors metadata values are strings: "step":"10".
+    const at = text.indexOf('"step":"10"');
     assert.ok(at > 0);
     const edited = Buffer.from(good);
-    edited.write('"step":12', at, 'latin1');
+    edited.write('"step":"12"', at, 'latin1');
     assert.throws(() => parseCheckpoint(edited, path), isCheckpointError(/SHA-256/));
   });
 });
 
-test('odd headers are refused with CheckpointError, never a TypeError', () => {
+test('format 2: odd headers are refused with CheckpointError, never a TypeError', () => {
   const arrays = arrayBytes(state(10));
   const h = fullHeader(10);
   const variant = (patch: (h: Record<string, unknown>) => void): string => {
@@ -173,7 +171,7 @@ test('odd headers are refused with CheckpointError, never a TypeError', () => {
     ['missing key', variant((x) => delete x.runId), /lacks runId/],
     ['unknown key', variant((x) => (x.extra = 1)), /unknown key\(s\) "extra"/],
     ['__proto__ key', JSON.stringify(h).replace(/^\{/, '{"__proto__":{"step":1},'), /unknown key\(s\) "__proto__"/],
-    ['format 3', variant((x) => (x.format = 3)), /format is 3; this distgan reads format 2/],
+    ['format 3 in a DGANCKPT file', variant((x) => (x.format = 3)), /format is 3; a DGANCKPT checkpoint holds format 2/],
     ['step as string', variant((x) => (x.step = '10')), /step is "10", not a non-negative integer/],
     ['negative step', variant((x) => (x.step = -1)), /step is -1/],
     ['fractional optimizerStep', variant((x) => (x.optimizerStep = 1.5)), /optimizerStep is 1.5/],
@@ -205,7 +203,7 @@ test('odd headers are refused with CheckpointError, never a TypeError', () => {
   assert.equal(parseCheckpoint(craft(JSON.stringify(h), arrays), 'x.ckpt').header.step, 10);
 });
 
-test('a header length of zero, past the end, or leaving no room is refused', () => {
+test('format 2: a header length of zero, past the end, or leaving no room is refused', () => {
   const arrays = arrayBytes(state(3));
   const json = JSON.stringify(fullHeader(3));
   assert.throws(() => parseCheckpoint(craft(json, arrays, { hlen: 0 }), 'x.ckpt'), isCheckpointError(/empty header/));
@@ -331,5 +329,207 @@ test('more than 99,999,999 steps: checkpoints are ordered by step, not by name',
     await writeCheckpoint(dir, header(99_999_999), state(1), 5);
     await writeCheckpoint(dir, header(100_000_000), state(1), 5);
     assert.equal((await readCheckpoint(dir)).header.step, 100_000_000);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Format 3: safetensors
+
+const MNIST_BN: ModelSpec = { kind: 'dcgan', resolution: 28, channels: 1, latentDim: 100, width: 0.25, batchNorm: true };
+const RGB_NO_BN: ModelSpec = { kind: 'dcgan', resolution: 32, channels: 3, latentDim: 16, width: 0.1, batchNorm: false };
+const BIG_BN: ModelSpec = { kind: 'dcgan', resolution: 64, channels: 3, latentDim: 20, width: 0.1, batchNorm: true };
+const MLP: ModelSpec = { kind: 'mlp', latentDim: 8, hidden: 16, depth: 2, outputDim: 2 };
+
+test('format 3 is a safetensors file: 8-byte length, space-padded JSON header starting with {, string metadata, tensors back to back to the end', async () => {
+  await withDir(async (dir) => {
+    const path = await writeCheckpoint(dir, headerInput(5, MNIST_BN as unknown as Record<string, unknown>), stateFor(MNIST_BN, 4), 3);
+    const file = await readFile(path);
+    const { header, data, n } = splitSafetensors(file);
+    assert.equal(n % 8, 0, 'the header is padded so the tensors start 8-aligned');
+    assert.equal(file[8], 0x7b, 'the header starts with {');
+    assert.match(file.toString('latin1', 8, 8 + n), /\} *$/, 'padded with spaces only');
+    const meta = header['__metadata__'] as Record<string, unknown>;
+    assert.ok(Object.values(meta).every((v) => typeof v === 'string'), 'every metadata value is a string');
+    assert.equal(meta['format'], '3');
+    assert.equal(meta['step'], '5');
+    assert.equal(meta['optimizerStep'], '4');
+    assert.deepEqual(JSON.parse(meta['model'] as string), MNIST_BN);
+    assert.match(meta['sha256'] as string, /^[0-9a-f]{64}$/);
+    // The digest is the SHA-256 of the file with its own value as 64 zeros.
+    const zeroed = Buffer.from(file);
+    zeroed.write('0'.repeat(64), file.indexOf(meta['sha256'] as string, 8, 'latin1'), 'latin1');
+    assert.equal(createHash('sha256').update(zeroed).digest('hex'), meta['sha256']);
+    let at = 0;
+    const tensors = Object.entries(header).filter(([k]) => k !== '__metadata__') as Array<[string, { dtype: string; shape: number[]; data_offsets: [number, number] }]>;
+    for (const [name, t] of tensors.sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0])) {
+      assert.equal(t.dtype, 'F32', name);
+      assert.equal(t.data_offsets[0], at, `${name} starts where the previous tensor ends`);
+      assert.equal(t.data_offsets[1] - t.data_offsets[0], 4 * t.shape.reduce((a, b) => a * b, 1), `${name}: bytes = 4 × its shape`);
+      at = t.data_offsets[1];
+    }
+    assert.equal(at, data.length, 'the last tensor ends at the end of the file');
+    // G per layer in PyTorch's names and shapes, the rest flat; no flat gWeights/bnStats duplicate.
+    const c = parameterCounts(MNIST_BN);
+    assert.deepEqual(header['generator.dense.weight'], { dtype: 'F32', shape: [7 * 7 * 32, 100], data_offsets: [0, 4 * 1568 * 100] });
+    assert.deepEqual((header['generator.convt1.weight'] as { shape: number[] }).shape, [32, 16, 5, 5]);
+    assert.deepEqual((header['generator.convt2.weight'] as { shape: number[] }).shape, [16, 1, 5, 5]);
+    assert.deepEqual((header['generator.bn1.running_var'] as { shape: number[] }).shape, [16]);
+    assert.equal(header['gWeights'], undefined);
+    assert.equal(header['bnStats'], undefined);
+    assert.deepEqual((header['dAdamV'] as { shape: number[] }).shape, [c.d]);
+    assert.equal(file.length, 8 + n + 4 * (3 * c.g + 3 * c.d + c.bnStats), 'the file is the size of the state: nothing is stored twice');
+  });
+});
+
+test('G split per layer (PyTorch layouts) is rebuilt bit-exactly on load, for DCGANs with and without BN and for the MLP', async () => {
+  await withDir(async (dir) => {
+    for (const [i, spec] of [MNIST_BN, RGB_NO_BN, BIG_BN, MLP].entries()) {
+      const want = stateFor(spec, 3, i);
+      const path = await writeCheckpoint(join(dir, String(i)), headerInput(3, spec as unknown as Record<string, unknown>), want, 1);
+      const c = await readCheckpoint(path);
+      for (const k of TRAINER_STATE_ARRAYS) assert.ok(Buffer.from(c.state[k].buffer).equals(Buffer.from(want[k].buffer)), `${spec.kind} ${i}: ${k} round-trips bit-exactly`);
+      assert.equal(c.stateSha256, createHash('sha256').update(arrayBytes(want)).digest('hex'));
+      const names = tensorPlan(spec, c.header.arrays).map((e) => e.name);
+      assert.ok(names.every((n) => n.startsWith('generator.') || ['dWeights', 'gAdamM', 'gAdamV', 'dAdamM', 'dAdamV'].includes(n)), names.join(', '));
+    }
+    // The MLP's G, as nn.Linear holds it: weight [out, in] = the tfjs kernel [in, out] transposed.
+    const mlpFile = splitSafetensors(await readFile(join(dir, '3', 'step-00000003.ckpt')));
+    const w = mlpFile.header['generator.dense0.weight'] as { shape: number[]; data_offsets: [number, number] };
+    assert.deepEqual(w.shape, [16, 8]);
+    const stored = new Float32Array(mlpFile.data.buffer.slice(mlpFile.data.byteOffset + w.data_offsets[0], mlpFile.data.byteOffset + w.data_offsets[1]));
+    const kernel = stateFor(MLP, 3, 3).gWeights; // tfjs [in 8, out 16], row-major
+    assert.equal(stored[2 * 8 + 5], kernel[5 * 16 + 2], 'weight[out 2][in 5] = kernel[in 5][out 2]');
+  });
+});
+
+test('the per-layer plan follows the trainer\'s own variable layout (order, role, size), so the split cannot drift', async () => {
+  await initBackend('cpu', { log: () => {} });
+  const suffix: Record<string, string> = { kernel: 'weight', bias: 'bias', gamma: 'weight', beta: 'bias', moving_mean: 'running_mean', moving_variance: 'running_var' };
+  for (const spec of [MNIST_BN, RGB_NO_BN, BIG_BN, MLP, { ...MNIST_BN, width: 1 } as ModelSpec]) {
+    const trainer = new TfGanTrainer(spec, resolveGanOptions({ seed: 1 }), sampleShapeOf(spec));
+    try {
+      const infos = [...trainer.layout.g, ...trainer.layout.bn];
+      const tensors = generatorTensors(spec);
+      assert.ok(tensors !== undefined, `${JSON.stringify(spec)}: G is stored per layer`);
+      assert.equal(tensors.length, infos.length, `${JSON.stringify(spec)}: one tensor per variable`);
+      infos.forEach((info, i) => {
+        const t = tensors[i]!;
+        const layer = trainer.generator.layers[info.layer]!.name.replace(/^g_/, '');
+        assert.equal(t.name, `generator.${layer}.${suffix[info.role]}`, `variable ${i}`);
+        assert.equal(t.shape.reduce((a, b) => a * b, 1), info.size, t.name);
+        assert.equal(t.view.reduce((a, b) => a * b, 1), info.size, t.name);
+        if (info.shape.length === 4) assert.deepEqual(t.view, info.shape, `${t.name}: the tfjs kernel is viewed as it is`);
+        else if (info.shape.length === 2) assert.equal(t.view[0], info.shape[0], `${t.name}: a dense kernel keeps its inputs first`);
+      });
+    } finally {
+      trainer.dispose();
+    }
+  }
+});
+
+test('format 2 files (distgan 0.2) still load: same state and stateSha256 as the format-3 file of that state', async () => {
+  await withDir(async (dir) => {
+    const want = stateFor(MNIST_BN, 9);
+    const v3 = await readCheckpoint(await writeCheckpoint(join(dir, 'v3'), headerInput(9, MNIST_BN as unknown as Record<string, unknown>), want, 1));
+    const h2 = { ...v3.header, format: 2 };
+    const old = join(dir, 'checkpoints', 'step-00000009.ckpt');
+    await mkdir(join(dir, 'checkpoints'));
+    await writeFile(old, format2Bytes(JSON.stringify(h2), arrayBytes(want)));
+    const v2 = await readCheckpoint(dir);
+    assert.equal(v2.header.format, 2);
+    assert.equal(v2.header.step, 9);
+    assert.equal(v2.state.step, 9);
+    assert.equal(v2.stateSha256, v3.stateSha256);
+    for (const k of TRAINER_STATE_ARRAYS) assert.deepEqual(v2.state[k], v3.state[k], k);
+  });
+});
+
+test('format 3: odd headers, metadata and tensor entries are refused with CheckpointError after a matching digest', async () => {
+  await withDir(async (dir) => {
+    const path = await writeCheckpoint(dir, headerInput(10, MNIST_BN as unknown as Record<string, unknown>), stateFor(MNIST_BN, 10), 1);
+    const { header, data } = splitSafetensors(await readFile(path));
+    const variant = (patch: (h: Record<string, any>) => void, opts: { extraSpaces?: number; n?: number } = {}): Buffer => {
+      const copy = structuredClone(header) as Record<string, any>;
+      patch(copy);
+      return safetensorsBytes(copy, data, opts);
+    };
+    const meta = (k: string, v: unknown) => (h: Record<string, any>) => void (h['__metadata__'][k] = v);
+    const arrays = JSON.parse((header['__metadata__'] as Record<string, string>)['arrays']!) as Record<string, number>;
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ['metadata number', variant(meta('step', 10)), /__metadata__\.step is 10, not a string/],
+      ['metadata missing key', variant((h) => delete h['__metadata__'].runId), /__metadata__ lacks runId/],
+      ['metadata unknown key', variant(meta('format_name', 'pt')), /__metadata__ has unknown key\(s\) "format_name"/],
+      ['metadata not an object', variant((h) => (h['__metadata__'] = ['x'])), /without exactly one __metadata__\.sha256/],
+      ['non-canonical number', variant(meta('step', '010')), /step is "010", not a non-negative integer/],
+      ['exponent number', variant(meta('optimizerStep', '1e1')), /optimizerStep is "1e1"/],
+      ['format 2 in safetensors', variant(meta('format', '2')), /format is 2; a safetensors checkpoint holds format 3/],
+      ['training not JSON', variant(meta('training', '{lr:1}')), /__metadata__\.training is not JSON/],
+      ['sampler wrong', variant(meta('sampler', '{"epoch":0}')), /sampler lacks cursor/],
+      ['arrays lie', variant(meta('arrays', JSON.stringify({ ...arrays, dWeights: 5, dAdamM: 5, dAdamV: 5 }))), /tensor dWeights has shape \[\d+\], not \[5\]/],
+      ['unknown tensor', variant((h) => (h['extra'] = { dtype: 'F32', shape: [0], data_offsets: [0, 0] })), /the header has unknown key\(s\) "extra"/],
+      ['missing tensor', variant((h) => delete h['generator.bn1.running_var']), /the header lacks generator\.bn1\.running_var/],
+      ['flat gWeights instead of split', variant((h) => (h['gWeights'] = h['generator.dense.weight'])), /unknown key\(s\) "gWeights"/],
+      ['dtype', variant((h) => (h['dAdamV'].dtype = 'F16')), /tensor dAdamV has dtype "F16", not "F32"/],
+      ['shape', variant((h) => (h['generator.dense.weight'].shape = [100, 1568])), /generator\.dense\.weight has shape \[100,1568\], not \[1568, 100\]/],
+      ['offsets', variant((h) => (h['dAdamV'].data_offsets = [0, h['dAdamV'].data_offsets[1] - h['dAdamV'].data_offsets[0]])), /tensor dAdamV has data_offsets \[0,\d+\], not \[\d+, \d+\]/],
+      ['extra tensor key', variant((h) => (h['dAdamV'].extra = 1)), /tensor dAdamV has unknown key\(s\) "extra"/],
+      ['__proto__ key', (() => {
+        const b = variant(() => undefined);
+        return safetensorsBytes(JSON.parse(b.toString('utf8', 8, 8 + Number(b.readBigUInt64LE(0))).replace(/^\{/, '{"__proto__":{"a":1},')), data);
+      })(), /unknown key\(s\) "__proto__"/],
+      ['header not a multiple of 8', variant(() => undefined, { extraSpaces: 4 }), /header length of \d+ bytes, not a multiple of 8, which leaves the tensors unaligned/],
+      ['not JSON under a good digest', (() => {
+        const b = variant(() => undefined);
+        const n = Number(b.readBigUInt64LE(0));
+        b.write(']', 8 + n - 1, 'latin1'); // a padding space made into garbage…
+        const zeroed = Buffer.from(b);
+        const at = b.indexOf('"sha256":"', 8, 'latin1') + 10;
+        zeroed.write('0'.repeat(64), at, 'latin1');
+        b.write(createHash('sha256').update(zeroed).digest('hex'), at, 'latin1'); // …and the digest redone
+        return b;
+      })(), /header that is not UTF-8 JSON/],
+      ['length past the end', variant(() => undefined, { n: 2 ** 40 }), /header length of 1099511627776 bytes, more than/],
+    ];
+    for (const [name, bytes, pattern] of cases) {
+      assert.throws(() => parseCheckpoint(bytes, 'x.ckpt'), isCheckpointError(pattern), name);
+    }
+    // The unbroken header, re-encoded the same way, parses: each case fails for its own reason.
+    assert.equal(parseCheckpoint(variant(() => undefined), 'x.ckpt').header.step, 10);
+    // A second "sha256" key is refused, even with a digest that matches the first.
+    const twice = variant(() => undefined);
+    const text = twice.toString('latin1');
+    assert.throws(
+      () => parseCheckpoint(Buffer.from(text.replace('"runId":"r"', '"runId":"r","sha256":"' + 'f'.repeat(64) + '"'), 'latin1'), 'x.ckpt'),
+      isCheckpointError(/without exactly one __metadata__\.sha256/),
+    );
+  });
+});
+
+test('format 3: a NaN stored in a tensor is refused, naming the tensor and index', async () => {
+  await withDir(async (dir) => {
+    const path = await writeCheckpoint(dir, headerInput(2, MNIST_BN as unknown as Record<string, unknown>), stateFor(MNIST_BN, 2), 1);
+    const { header, data } = splitSafetensors(await readFile(path));
+    const t = header['generator.convt1.weight'] as { data_offsets: [number, number] };
+    const bad = Buffer.from(data);
+    bad.writeFloatLE(NaN, t.data_offsets[0] + 4 * 7);
+    assert.throws(() => parseCheckpoint(safetensorsBytes(structuredClone(header), bad), 'x.ckpt'), isCheckpointError(/generator\.convt1\.weight\[7\] is NaN/));
+  });
+});
+
+test('step-N.safetensors names are listed, resolved, pruned and fallen back over like step-N.ckpt', async () => {
+  await withDir(async (run) => {
+    const ckdir = join(run, 'checkpoints');
+    for (const s of [10, 20]) await writeCheckpoint(ckdir, header(s), state(s), 5);
+    // A user's copy under the other name, newer.
+    await writeFile(join(ckdir, 'step-00000030.safetensors'), await readFile(join(ckdir, 'step-00000020.ckpt')));
+    assert.equal(await resolveCheckpointPath(run), join(ckdir, 'step-00000030.safetensors'));
+    // Its content says step 20, and it verifies: the file, not its name, is believed.
+    assert.equal((await readCheckpoint(run)).header.step, 20);
+    await corrupt(join(ckdir, 'step-00000030.safetensors'));
+    await assert.rejects(readCheckpoint(run), isCheckpointError(/step-00000030\.safetensors failed its SHA-256 check.*step-00000020\.ckpt \(step 20\) is intact/));
+    assert.equal((await readCheckpoint(run, { latestValid: true })).header.step, 20);
+    // Pruning counts both names: keep 2 of the three.
+    await writeCheckpoint(ckdir, header(40), state(40), 2);
+    assert.deepEqual((await readdir(ckdir)).sort(), ['step-00000030.safetensors', 'step-00000040.ckpt']);
   });
 });

@@ -20,25 +20,27 @@ async function load<T>(name: string): Promise<T> {
 export function register(program: Command): void {
   program
     .command('bench')
-    .description('measure throughput side by side: compute (backends), scaling (plain vs 1 vs 2 workers, exchange vs raw ZeroMQ), data (prefetch)')
+    .description('measure throughput side by side: compute (backends, PyTorch CPU), scaling (plain vs 1 vs 2 workers, PyTorch DDP, exchange vs raw ZeroMQ), data (prefetch)')
     .requiredOption('--suite <name>', `one of ${SUITES.join(', ')}`)
-    .option('--backend <name>', 'backend to measure (default auto)', 'auto')
-    .option('--batch-size <n>', 'batch (compute) or per-worker batch (scaling) (default 64)', '64')
-    .option('--steps <n>', 'timed steps per measurement (default 10)', '10')
+    // Defaults are applied below, not given to commander, so --help states each once.
+    .option('--backend <name>', `backend to measure: ${BACKENDS.join(', ')} (default auto)`)
+    .option('--batch-size <n>', 'batch (compute) or per-worker batch (scaling) (default 64)')
+    .option('--steps <n>', 'timed steps per measurement (default 10)')
     .option('--with-cpu', 'compute suite: also time the stock cpu backend (slow; default off)')
-    .option('--no-side-by-side', 'compute suite: measure only the selected backend (default: stock wasm variants too)')
-    .action(async (o: { suite: string; backend: string; batchSize: string; steps: string; withCpu?: boolean; sideBySide: boolean }) => {
+    .option('--no-side-by-side', 'compute suite: measure only the selected backend (default: the stock wasm variants and PyTorch too)')
+    .option('--no-torch', 'skip the PyTorch peers: CPU at 1 and all threads (compute), DDP over gloo with 1 and 2 processes (scaling) (default: measured when /usr/bin/python3, or $DISTGAN_PYTHON, can import torch)')
+    .action(async (o: { suite: string; backend?: string; batchSize?: string; steps?: string; withCpu?: boolean; sideBySide: boolean; torch: boolean }) => {
       const suite = oneOf(SUITES)(o.suite, '--suite');
-      const backend = oneOf(BACKENDS)(o.backend, '--backend');
-      const batchSize = int(1, 4096)(o.batchSize, '--batch-size');
-      const steps = int(1, 10000)(o.steps, '--steps');
+      const backend = oneOf(BACKENDS)(o.backend ?? 'auto', '--backend');
+      const batchSize = int(1, 4096)(o.batchSize ?? '64', '--batch-size');
+      const steps = int(1, 10000)(o.steps ?? '10', '--steps');
       let result: Record<string, unknown>;
       if (suite === 'compute') {
         const m = await load<typeof import('../../../bench/compute.js')>('compute');
-        result = await m.runComputeBench({ backend, batchSize, steps, withCpu: Boolean(o.withCpu), sideBySide: o.sideBySide, log: logLine });
+        result = await m.runComputeBench({ backend, batchSize, steps, withCpu: Boolean(o.withCpu), sideBySide: o.sideBySide, torch: o.torch, log: logLine });
       } else if (suite === 'scaling') {
         const m = await load<typeof import('../../../bench/scaling.js')>('scaling');
-        result = await m.runScalingBench({ backend, perWorkerBatch: batchSize, steps, log: logLine });
+        result = await m.runScalingBench({ backend, perWorkerBatch: batchSize, steps, torch: o.torch, log: logLine });
       } else {
         const m = await load<typeof import('../../../bench/data.js')>('data');
         result = (await m.runDataBench({ steps, log: logLine })) as unknown as Record<string, unknown>;
