@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { ROOT, runCli, startCli, tempDir } from '../helpers/cli.js';
+import { mulberry32 } from '../helpers/fuzz.js';
 import { readCheckpoint } from '../../src/shared/checkpoint.js';
 import { TRAINER_STATE_ARRAYS } from '../../src/shared/gan/api.js';
 
@@ -132,11 +133,8 @@ test('skip-step: a 1e30 gradient in D or G is discarded on every replica; the ru
 });
 
 test('long: the hostile rank is named in 10 of 10 seeded runs', { skip: !LONG && 'set DISTGAN_FUZZ_LONG=1', timeout: 1_800_000 }, async () => {
-  let s = SEED >>> 0;
-  const rand = (n: number): number => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    return s % n;
-  };
+  const uniform = mulberry32(SEED);
+  const rand = (n: number): number => Math.floor(uniform() * n);
   const kinds: Kind[] = ['nan', 'inf', 'huge'];
   let named = 0;
   for (let i = 0; i < 10; i++) {

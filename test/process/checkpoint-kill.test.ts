@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readdir, rm } from 'node:fs/promises';
 import { alive, runCli, startCli, tempDir } from '../helpers/cli.js';
+import { mulberry32 } from '../helpers/fuzz.js';
 import { readCheckpoint } from '../../src/shared/checkpoint.js';
 import { isTempFileName } from '../../src/shared/atomic-write.js';
 
@@ -22,11 +23,7 @@ const ROUNDS = Number(process.env.DISTGAN_FUZZ_ROUNDS ?? (process.env.DISTGAN_FU
 const run = ['--dataset', 'ring8', '--model', 'mlp', '--width', '0.25', '--batch-size', '64', '--backend', 'wasm', '--metrics-port', '0', '--log-format', 'json', '--log-every', '1', '--sample-every', '0', '--checkpoint-every', '1', '--keep-checkpoints', '2'];
 
 test(`kill -9 during checkpoint writes (${ROUNDS} rounds) never leaves an unreadable newest checkpoint; the next start cleans up and resumes`, { timeout: 120_000 + ROUNDS * 60_000 }, async () => {
-  let s = SEED >>> 0;
-  const rand = (): number => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    return s / 2 ** 32;
-  };
+  const rand = mulberry32(SEED);
   const dir = await tempDir('distgan-ckkill-');
   const out = join(dir, 'run');
   const ckdir = join(out, 'checkpoints');

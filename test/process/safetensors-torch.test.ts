@@ -23,6 +23,7 @@ import { resolveConfig, trainingPart } from '../../src/shared/config.js';
 import { TfGanTrainer } from '../../src/shared/gan/trainer.js';
 import { resolveGanOptions } from '../../src/shared/gan/options.js';
 import { sampleShapeOf, validateModelSpec, type DcganSpec } from '../../src/shared/models/spec.js';
+import { mulberry32 } from '../helpers/fuzz.js';
 
 const PYTHON = '/usr/bin/python3';
 const HELPER = join(ROOT, 'test', 'helpers', 'torch_generator_from_checkpoint.py');
@@ -39,17 +40,6 @@ function requireTorch(): void {
   }
 }
 
-/** Seeded uniform [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Comparison {
   maxAbs: number;
@@ -61,7 +51,7 @@ interface Comparison {
 async function compare(ckpt: Checkpoint, dir: string, seed: number): Promise<Comparison> {
   const spec = ckpt.header.model as unknown;
   validateModelSpec(spec);
-  const r = rng(seed);
+  const r = mulberry32(seed);
   // Fixed z, Box–Muller from the seeded uniform.
   const z = Float32Array.from({ length: SAMPLES * spec.latentDim }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
   const trainer = new TfGanTrainer(spec, resolveGanOptions({ seed: 1 }), sampleShapeOf(spec));
@@ -130,7 +120,7 @@ test('PyTorch loads G from a distgan checkpoint without the safetensors package 
       const trainer = new TfGanTrainer(spec, resolveGanOptions({ seed: 5 + i }), sampleShapeOf(spec));
       const state = trainer.getState();
       trainer.dispose();
-      const r = rng(100 + i);
+      const r = mulberry32(100 + i);
       for (let j = 0; j < state.gWeights.length; j++) state.gWeights[j] = state.gWeights[j]! + (r() - 0.5) * 0.2;
       // Moving statistics: means, then variances, per BN layer; any positive variance will do.
       for (let j = 0; j < state.bnStats.length; j++) state.bnStats[j] = 0.3 + r();

@@ -22,21 +22,11 @@ import { resolveConfig, trainingPart } from '../../src/shared/config.js';
 import { TRAINER_STATE_ARRAYS, type TrainerState } from '../../src/shared/gan/api.js';
 import type { ModelSpec } from '../../src/shared/models/spec.js';
 import { arrayBytes, format2Bytes, stateFor } from '../helpers/checkpoint-files.js';
+import { mulberry32 } from '../helpers/fuzz.js';
 
-/** Seeded so a failure names a bit that can be tried again (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function smallState(step: number): TrainerState {
-  const r = rng(7);
+  const r = mulberry32(7);
   const f = (n: number): Float32Array => Float32Array.from({ length: n }, () => (r() - 0.5) * 0.2);
   const g = 400;
   const d = 300;
@@ -92,7 +82,7 @@ function sweep(
     counts[region] = (counts[region] ?? 0) + 1;
   };
   for (const [region, [from, to]] of Object.entries(whole)) for (let bit = from * 8; bit < to * 8; bit++) flip(bit, region);
-  const r = rng(sample.seed);
+  const r = mulberry32(sample.seed);
   const [from, to] = sample.range;
   const bits = new Set<number>();
   while (bits.size < sample.count) bits.add(from * 8 + Math.floor(r() * (to - from) * 8));
