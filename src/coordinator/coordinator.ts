@@ -121,9 +121,9 @@ export class Coordinator {
   private lastStats: StepStats = { dLoss: NaN, gLoss: NaN, dAccuracyReal: NaN, dAccuracyFake: NaN };
   private stepTimes: number[] = [];
   private exchangeTimes: number[] = [];
-  /** Log lines about misbehaving peers: 5 per peer, then one per 10 s; 20/s across all peers. */
+  /** Log lines about misbehaving peers: 5 per peer, then one per 10 s; across all peers 20 at once, then one per second. */
   private readonly logLimiter = new PeerLimiter({ burst: 5, perSecond: 0.1, globalBurst: 20, globalPerSecond: 1 });
-  /** Handshakes (Hello) answered: 3 per peer, then one per second; 50/s across all peers. */
+  /** Handshakes (Hello) answered: 3 per peer, then one per second; across all peers 100 at once, then 50 per second. */
   private readonly helloLimiter = new PeerLimiter({ burst: 3, perSecond: 1, globalBurst: 100, globalPerSecond: 50 });
   private lastSuppressionNote = 0;
   private readonly runSpec: RunSpecWire;
