@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 
 function findRoot(): string {
@@ -97,6 +97,16 @@ export function runCli(args: string[], opts: { timeoutMs?: number; env?: NodeJS.
 
 export function tempDir(prefix = 'distgan-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** A fresh temporary folder for one test, removed afterwards whatever happens. */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>, prefix = 'distgan-test-'): Promise<T> {
+  const dir = await tempDir(prefix);
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** True if a process with this pid exists. */

@@ -14,8 +14,6 @@
  * that rewrites what they send (zeromq.js sockets are sealed, so a worker's
  * own socket cannot be wrapped).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dealer, Router } from 'zeromq';
 import { Coordinator } from '../../src/coordinator/coordinator.js';
@@ -27,6 +25,7 @@ import type { GanTrainer } from '../../src/shared/gan/api.js';
 import { MsgType, PROTOCOL_VERSION, decode, encode, type Message } from '../../src/shared/protocol.js';
 import { buildRun, type BuiltRun } from '../../src/shared/run.js';
 import { VERSION } from '../../src/shared/version.js';
+import { withTempDir as withTempDirIn } from './cli.js';
 import { Worker, type WorkerExit } from '../../src/worker/worker.js';
 
 export type Transport = 'tcp' | 'ipc';
@@ -35,15 +34,8 @@ export const TRANSPORTS: readonly Transport[] = ['tcp', 'ipc'];
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A fresh temporary folder for one test, removed afterwards whatever happens. */
-export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'distgan-inproc-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+/** A fresh temporary folder for one test, removed afterwards whatever happens (test/helpers/cli.ts). */
+export const withTempDir = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDirIn(fn, 'distgan-inproc-');
 
 /** A unique address to bind on `transport`: tcp port 0 (the OS picks; the socket reports it), or a socket file in `dir`. */
 export function bindAddress(transport: Transport, dir: string, name: string): string {

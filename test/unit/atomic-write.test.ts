@@ -9,15 +9,9 @@ import { readCheckpoint, writeCheckpoint } from '../../src/shared/checkpoint.js'
 import { DiskFullError } from '../../src/shared/errors.js';
 import { resolveConfig, trainingPart } from '../../src/shared/config.js';
 import type { TrainerState } from '../../src/shared/gan/api.js';
+import { withTempDir } from '../helpers/cli.js';
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'atomic-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir(fn, 'atomic-');
 
 test('writes strings, buffers and chunk lists; replaces the old file; applies the mode; leaves no temp file', async () => {
   await withDir(async (dir) => {

@@ -2,8 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, writeFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generatorTensors, parseCheckpoint, readCheckpoint, resolveCheckpointPath, tensorPlan, writeCheckpoint } from '../../src/shared/checkpoint.js';
 import { removeStaleTempFiles } from '../../src/shared/atomic-write.js';
@@ -15,6 +14,7 @@ import { TfGanTrainer } from '../../src/shared/gan/trainer.js';
 import { resolveGanOptions } from '../../src/shared/gan/options.js';
 import { parameterCounts, sampleShapeOf, type ModelSpec } from '../../src/shared/models/spec.js';
 import { arrayBytes, format2Bytes, headerInput, safetensorsBytes, splitSafetensors, stateFor } from '../helpers/checkpoint-files.js';
+import { withTempDir } from '../helpers/cli.js';
 
 function state(step: number): TrainerState {
   const f = (n: number, k: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k + step));
@@ -80,14 +80,7 @@ function isCheckpointError(pattern: RegExp): (e: unknown) => boolean {
   };
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'ckpt-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir(fn, 'ckpt-');
 
 test('round trip is bit-exact, only the newest K are kept, no temp files remain', async () => {
   await withDir(async (dir) => {

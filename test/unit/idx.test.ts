@@ -4,12 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DatasetError } from '../../src/shared/errors.js';
 import { openIdx, parseIdxHeader, readIdx } from '../../src/shared/data/prepare/idx.js';
+import { withTempDir } from '../helpers/cli.js';
 
 /** Builds an IDX file: 00 00 type ndims, big-endian uint32 dims, data. */
 function idx(type: number, dims: number[], data: Uint8Array): Buffer {
@@ -23,14 +23,7 @@ function idx(type: number, dims: number[], data: Uint8Array): Buffer {
 /** 3 images of 2×3: pixel value = 10·image + position, so every byte is distinct. */
 const IMAGES = Uint8Array.from({ length: 3 * 6 }, (_, k) => 10 * Math.floor(k / 6) + (k % 6));
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'distgan-idx-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir(fn, 'distgan-idx-');
 
 test('plain and gzipped IDX image files give the same header and records', async () => {
   await withDir(async (dir) => {
