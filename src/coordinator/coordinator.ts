@@ -31,10 +31,10 @@ import { writeSampleGrid } from '../shared/samples.js';
 import { exportGenerator } from '../shared/gan/export.js';
 import { initialState, step as machineStep, type Action, type Event, type MachineState } from './machine.js';
 import { ObserverFanout, type RunObserver, type RunSummary } from './observer.js';
-import { inspectContribution, type ContributionCheck } from './gradient-guard.js';
+import type { ContributionCheck } from './gradient-guard.js';
 import { PeerLimiter, printable } from './peer-limiter.js';
-import { Mirror, type Update } from './mirror.js';
-import { DEFAULT_REDUCTION, REDUCTIONS, type Reduction } from './reduction/index.js';
+import type { Update } from './mirror.js';
+import { DEFAULT_REDUCTION, REDUCTIONS, type MirrorStore, type ReductionService } from './reduction/index.js';
 import { steadyRates, summarizeStep, type RankResult, type StepStats } from './step-summary.js';
 import { phaseTable, type Network, type PhaseSpec } from '../shared/gan/phases.js';
 import { fixed } from './membership/fixed.js';
@@ -46,8 +46,10 @@ export interface CoordinatorOptions {
   bind: string;
   /** The flag `bind` came from, for errors (default --bind). */
   bindFlag?: string;
-  /** Name of the reduction (reduction/index.ts); default star. */
+  /** Name of the reduction (reduction/index.ts); default: the config's, else star. */
   reduction?: string;
+  /** Shard owners of the sharded reduction (default: the config's). */
+  shards?: number;
   /** The phase table (default: shared/gan/phases.ts's, as registered in this process). */
   phases?: readonly PhaseSpec[];
   /** The run as built on the coordinator (dataset, spec, mirror trainer). */
@@ -75,17 +77,6 @@ function escapeStrings<T extends Message>(msg: T): T {
   return out as T;
 }
 
-/**
- * Two averaged updates of one network in one step (consecutive phases of
- * the same network): gradients summed element by element in float32, in
- * phase order (deterministic); the later phase's BN statistics, if it has any.
- */
-function sumUpdates(a: Update, b: Update): Update {
-  const grad = new Float32Array(a.grad.length);
-  for (let i = 0; i < grad.length; i++) grad[i] = a.grad[i]! + b.grad[i]!;
-  return { grad, aux: b.aux.length ? b.aux : a.aux };
-}
-
 export class Coordinator {
   private readonly router = new Router();
   private state!: MachineState;
@@ -95,9 +86,9 @@ export class Coordinator {
   private readonly bounds: Array<[number, number]>;
   /** Each rank's share of the global batch, the weight of its BN statistics. */
   private readonly shares: number[];
-  private readonly reduction: Reduction;
+  private readonly reducer: ReductionService<BuiltRun['trainer']>;
   private readonly phases: readonly PhaseSpec[];
-  private readonly mirror: Mirror<BuiltRun['trainer']>;
+  private readonly mirror: MirrorStore<BuiltRun['trainer']>;
   private queue: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
   private settle!: { resolve: (s: RunSummary) => void; reject: (e: unknown) => void };
@@ -135,16 +126,36 @@ export class Coordinator {
     if (config.batchSize < opts.worldSize) {
       throw new DistganError('DISTGAN_E_CONFIG', `--batch-size ${config.batchSize} is smaller than the world size ${opts.worldSize}: every worker needs at least one sample`, { exitCode: 2 });
     }
-    const reduction = REDUCTIONS[opts.reduction ?? DEFAULT_REDUCTION];
-    if (!reduction) throw new DistganError('DISTGAN_E_CONFIG', `reduction ${JSON.stringify(opts.reduction)} is not one of ${Object.keys(REDUCTIONS).join(', ')}`, { exitCode: 2 });
-    this.reduction = reduction;
+    const name = opts.reduction ?? config.reduction ?? DEFAULT_REDUCTION;
+    const reduction = REDUCTIONS[name];
+    if (!reduction) throw new DistganError('DISTGAN_E_CONFIG', `reduction ${JSON.stringify(name)} is not one of ${Object.keys(REDUCTIONS).join(', ')}`, { exitCode: 2 });
     this.phases = opts.phases ?? phaseTable();
     this.sampler = new EpochSampler(run.dataset.count, config.batchSize, config.seed);
     this.bounds = sliceBounds(config.batchSize, opts.worldSize);
     this.shares = this.bounds.map(([s, e]) => (e - s) / config.batchSize);
     this.runSpec = run.wire;
     const startStep = opts.resumeFrom?.header.step ?? 0;
-    this.mirror = new Mirror(run.trainer, startStep);
+    // The mirror starts from the resume state; the reduction may copy it out (sharded owners).
+    if (opts.resumeFrom) run.trainer.setState(opts.resumeFrom.state);
+    this.reducer = reduction.create({
+      worldSize: opts.worldSize,
+      shares: this.shares,
+      phases: this.phases,
+      trainer: run.trainer,
+      startStep,
+      hyper: { lr: run.gan.lr, beta1: run.gan.beta1, beta2: run.gan.beta2, epsilon: run.gan.epsilon },
+      shards: opts.shards ?? config.reduceShards ?? 1,
+      coordinatorBind: opts.bind,
+      answerTimeoutMs: config.stepTimeout * 1000,
+      log: (line) => opts.log(line),
+      lost: (reason) => this.enqueue({ type: 'crash', error: new DistganError('DISTGAN_E_REDUCER_LOST', reason) }),
+      unreachable: (rank, reason) => {
+        const m = this.state?.members[rank];
+        if (m) this.enqueue({ type: 'unreachable', identity: m.identity, reason });
+      },
+      dropped: (reason) => this.rejected('shard-owner', reason),
+    });
+    this.mirror = this.reducer.mirror;
     this.finished = new Promise<RunSummary>((res, rej) => {
       this.settle = { resolve: res, reject: rej };
     });
@@ -166,6 +177,7 @@ export class Coordinator {
     this.router.receiveHighWaterMark = 16;
     this.router.maxMessageSize = maxInboundFrameBytes(Math.max(trainer.gParamCount, trainer.dParamCount, trainer.auxCount));
     await this.opts.configureSocket?.(this.router);
+    await this.reducer.open();
     const ep = this.opts.bind.replace(/^(tcp:\/\/[^:]+):0$/, '$1:*');
     try {
       await this.router.bind(ep);
@@ -185,7 +197,6 @@ export class Coordinator {
   async run(): Promise<RunSummary> {
     const { config, run } = this.opts;
     const startStep = this.opts.resumeFrom?.header.step ?? 0;
-    if (this.opts.resumeFrom) run.trainer.setState(this.opts.resumeFrom.state);
     this.state = initialState(
       {
         worldSize: this.opts.worldSize,
@@ -318,15 +329,12 @@ export class Coordinator {
         return { type: 'ready', identity, msg };
       case MsgType.PhaseResult: {
         const rank = this.rankOf(identity);
-        const spec = this.phases.find((p) => p.name === msg.phase);
-        const { trainer } = this.opts.run;
-        // Inspected on arrival, overlapping the wait for the other ranks; the machine judges it.
-        let check: ContributionCheck;
-        if (rank < 0) check = { norm: NaN, problem: 'not a member' };
-        else if (!spec) check = { norm: NaN, problem: `phase ${JSON.stringify(msg.phase)} is not in this run's phase table` };
-        else check = inspectContribution(msg.frames.grad, msg.frames.aux, { gradLength: spec.network === 'd' ? trainer.dParamCount : trainer.gParamCount, auxLength: trainer.auxCount }, this.shares[rank]!);
         const payload: RankResult = { grad: msg.frames.grad, aux: msg.frames.aux, stats: msg.stats, computeSeconds: msg.computeSeconds, dataSeconds: msg.dataSeconds, applySeconds: msg.applySeconds, receivedAt: at };
-        return { type: 'result', identity, phase: msg.phase, step: msg.step, check, payload, ...(msg.checksum === undefined ? {} : { checksum: msg.checksum }) };
+        const result = (check: ContributionCheck): Event => ({ type: 'result', identity, phase: msg.phase, step: msg.step, check, payload, ...(msg.checksum === undefined ? {} : { checksum: msg.checksum }) });
+        if (rank < 0) return result({ norm: NaN, problem: 'not a member' });
+        // Inspected on arrival (by the owners, for a sharded reduction), overlapping the wait for the other ranks; the machine judges it.
+        this.reducer.inspect(rank, { step: msg.step, phase: msg.phase, grad: msg.frames.grad, aux: msg.frames.aux }, (check) => this.enqueue(result(check)));
+        return undefined;
       }
       case MsgType.Finished:
         return { type: 'finished', identity, step: msg.step, checksum: msg.checksum };
@@ -367,10 +375,6 @@ export class Coordinator {
     for (let r = 0; r < this.opts.worldSize; r++) await this.send(this.state.members[r]!.identity, build(r, this.bounds[r]!));
   }
 
-  private reduce(parts: unknown[], gradLength: number): Update {
-    return this.reduction.reduce(parts as RankResult[], { gradLength, shares: this.shares });
-  }
-
   private async execute(a: Action): Promise<void> {
     const { run, config } = this.opts;
     switch (a.type) {
@@ -378,7 +382,7 @@ export class Coordinator {
         this.opts.log(a.text);
         return;
       case 'welcome':
-        await this.send(a.identity, { t: MsgType.Welcome, rank: a.rank, worldSize: this.opts.worldSize, run: this.runSpec });
+        await this.send(a.identity, { t: MsgType.Welcome, rank: a.rank, worldSize: this.opts.worldSize, run: this.runSpec, reduction: this.reducer.welcome(a.rank, a.identity) });
         return;
       case 'refuse':
         this.rejected(a.identity, a.reason);
@@ -388,7 +392,8 @@ export class Coordinator {
         this.fanout.workerJoined({ rank: a.member.rank, host: a.member.host, pid: a.member.pid, backend: a.member.backend });
         return;
       case 'init': {
-        const { step, ...frames } = this.mirror.current().getState();
+        await this.reducer.start(this.state.members.map((m) => m!.identity));
+        const { step, ...frames } = (await this.mirror.current()).getState();
         this.runStart = this.now();
         await this.toEachRank(() => ({ t: MsgType.Init, step, frames }));
         this.opts.log(`all ${this.opts.worldSize} workers ready; training steps ${this.state.opts.startStep}..${config.steps}`);
@@ -403,7 +408,9 @@ export class Coordinator {
         }
         if (phase.name === 'g') this.times.gPhaseStart = this.now();
         const carry = a.carry ? this.pending : undefined;
+        this.reducer.expect(a.step, phase.name);
         if (carry) {
+          this.reducer.carry(a.step, carry.network);
           // Sent now, so applied by every replica: part of this step's record (the previous step's, when first).
           if (!a.first) this.sentThisStep.push(carry);
           this.pending = undefined;
@@ -432,13 +439,13 @@ export class Coordinator {
           },
         }));
         // The mirror catches up with the previous step now, while workers compute.
-        if (a.first) this.mirror.current();
+        if (a.first) this.mirror.catchUp();
         return;
       }
       case 'reduce': {
         const { phase } = a;
-        const avg = this.reduce(a.parts, phase.network === 'd' ? run.trainer.dParamCount : run.trainer.gParamCount);
-        this.pending = a.accumulate && this.pending ? { network: phase.network, update: sumUpdates(this.pending.update, avg) } : { network: phase.network, update: avg };
+        const update = await this.reducer.reduce(a.step, phase, a.parts as RankResult[], a.accumulate, this.pending?.update);
+        this.pending = { network: phase.network, update };
         return;
       }
       case 'step-done': {
@@ -454,6 +461,7 @@ export class Coordinator {
         // averaged or sent; updates already sent stay (every replica applied
         // them). Every other network counts a discarded update.
         this.pending = undefined;
+        this.reducer.discard();
         const applied = new Set(this.sentThisStep.map((u) => u.network));
         const skipped = [...new Set(this.phases.map((p) => p.network))].filter((n) => !applied.has(n));
         this.pendingSkips = skipped;
@@ -462,7 +470,7 @@ export class Coordinator {
         return;
       }
       case 'verify-checksums': {
-        const mine = this.mirror.current().checksum();
+        const mine = (await this.mirror.current()).checksum();
         if (a.checksums.some((c) => c !== mine)) {
           // Thrown, so the rest of this transition (a final checkpoint, the export) does not happen.
           throw new ReplicaDivergedError(`the workers' weights (checksum ${a.checksums[0]!.slice(0, 16)}) differ from the coordinator's mirror (${mine.slice(0, 16)}) at step ${a.step}`);
@@ -476,13 +484,14 @@ export class Coordinator {
         await this.writeCheckpointAt(a.step, a.reason);
         return;
       case 'export':
-        await exportGenerator(this.mirror.current(), resolve(config.out));
+        await exportGenerator(await this.mirror.current(), resolve(config.out));
         return;
       case 'finish': {
         const carry = this.pending;
         const skip = this.pendingSkips;
         this.pending = undefined;
         this.pendingSkips = [];
+        if (carry) this.reducer.carry(a.step, carry.network);
         await this.toEachRank(() => ({ t: MsgType.Finish, step: a.step, applyTo: carry?.network ?? '', skip, frames: { grad: carry?.update.grad ?? EMPTY_F32, aux: carry?.update.aux ?? EMPTY_F32 } }));
         return;
       }
@@ -515,7 +524,7 @@ export class Coordinator {
 
   private async writeSample(stepNumber: number): Promise<void> {
     try {
-      const path = await writeSampleGrid({ ...this.opts.run, trainer: this.mirror.current() }, resolve(this.opts.config.out, 'samples'), stepNumber);
+      const path = await writeSampleGrid({ ...this.opts.run, trainer: await this.mirror.current() }, resolve(this.opts.config.out, 'samples'), stepNumber);
       this.fanout.sampleWritten(stepNumber, path);
     } catch (e) {
       // A sample grid is a convenience; a run never stops for one.
@@ -533,12 +542,18 @@ export class Coordinator {
     let trainer;
     let step = stepNumber;
     try {
-      trainer = this.mirror.current();
+      if (reason === 'failure') {
+        const f = await this.mirror.forFailure();
+        trainer = f.trainer;
+        step = f.step;
+        if (f.note) this.opts.log(`${f.note}; checkpointing step ${step}`);
+      } else {
+        trainer = await this.mirror.current();
+      }
     } catch (e) {
       if (reason !== 'failure') throw e;
-      trainer = this.mirror.asApplied();
-      step = this.mirror.appliedStep;
-      this.opts.log(`the mirror refused step ${this.mirror.pendingStep ?? '?'}'s update: ${describeError(e)}; checkpointing step ${step}`);
+      this.opts.log(`could not write a checkpoint: ${describeError(e)}`);
+      return;
     }
     try {
       const path = await writeCheckpoint(
@@ -614,5 +629,6 @@ export class Coordinator {
     this.closed = true;
     if (this.ticker) clearInterval(this.ticker);
     this.router.close();
+    await this.reducer.close();
   }
 }

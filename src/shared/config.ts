@@ -58,6 +58,10 @@ export interface RunConfig extends TrainingConfig {
   onBadGradient: BadGradientPolicy;
   gradNormFactor: number;
   gradNormMax: number;
+  /** How gradients are averaged: star (the coordinator sums) or sharded (K shard owners sum). */
+  reduction: 'star' | 'sharded';
+  /** Shard owners of the sharded reduction. */
+  reduceShards: number;
   sampleEvery: number;
   checkpointEvery: number;
   keepCheckpoints: number;
@@ -159,6 +163,8 @@ export const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'onBadGradient', flags: '--on-bad-gradient <policy>', description: "when a rank's gradient is non-finite or its norm fails the guard: fail (default: checkpoint the last good step, exit naming the rank), skip-step (discard that update on every replica and go on), drop-worker (needs elastic membership, not available yet)", parse: oneOf(BAD_GRADIENT_POLICIES), default: 'fail', training: false },
   { key: 'gradNormFactor', flags: '--grad-norm-factor <x>', description: "guard: refuse a rank's gradient whose norm (scaled to the full batch) exceeds x times the median of the last 64 accepted ones, once 8 are known (default 1000; 0 = no history check)", parse: num(0, 1e12), default: 1000, training: false },
   { key: 'gradNormMax', flags: '--grad-norm-max <n>', description: "guard: refuse a rank's gradient whose L2 norm (scaled to the full batch) exceeds n, from the first step on (default 1e6; 0 = no limit)", parse: num(0, 1e30), default: 1e6, training: false },
+  { key: 'reduction', flags: '--reduction <kind>', description: 'how gradients are averaged: star (default: every gradient goes to the coordinator, which sums it) or sharded (each worker sends shard k of its gradient to shard owner k, a thread of the coordinator; same bits as star)', parse: oneOf(['star', 'sharded'] as const), default: 'star', training: false },
+  { key: 'reduceShards', flags: '--reduce-shards <k>', description: 'shard owners of --reduction sharded, each a thread with its own socket (default 2)', parse: int(1, 64), default: 2, training: false },
   { key: 'sampleEvery', flags: '--sample-every <steps>', description: 'write a sample grid every N steps (default 100; 0 = only at the end)', parse: int(0), default: 100, training: false },
   { key: 'checkpointEvery', flags: '--checkpoint-every <steps>', description: 'write a checkpoint every N steps (default 500; 0 = only at the end)', parse: int(0), default: 500, training: false },
   { key: 'keepCheckpoints', flags: '--keep-checkpoints <n>', description: 'how many recent checkpoints to keep (default 3)', parse: int(1, 1000), default: 3, training: false },

@@ -1,10 +1,12 @@
 /**
  * The distgan wire protocol: every message between the coordinator and a
- * worker, in one place.
+ * worker, and between a worker and a shard owner of the sharded reduction,
+ * in one place.
  *
  * Transport: the coordinator binds a ZeroMQ ROUTER socket, each worker
- * connects a DEALER (tcp:// or ipc://). A message is one multipart ZeroMQ
- * message:
+ * connects a DEALER (tcp:// or ipc://); with the sharded reduction each
+ * shard owner binds a ROUTER too and every worker connects a DEALER to each
+ * owner. A message is one multipart ZeroMQ message:
  *
  *   ROUTER side:  [identity] [header] [payload 0] … [payload k-1]
  *   DEALER side:             [header] [payload 0] … [payload k-1]
@@ -30,8 +32,8 @@
  *   Hello (1)  worker → coordinator: wants to join
  *     header  protocol:int≥0 version:str host:str pid:int≥0 backend:str backendReason:str rank:int≥-1
  *     frames  —
- *   Welcome (2)  coordinator → worker: rank, world size and the run to build
- *     header  rank:int≥0 worldSize:int≥1 run:RunSpec
+ *   Welcome (2)  coordinator → worker: rank, world size, the run to build, where gradients go
+ *     header  rank:int≥0 worldSize:int≥1 run:RunSpec reduction:ReductionSpec
  *     frames  —
  *   Ready (3)  worker → coordinator: built the run; here are its fingerprints
  *     header  rank:int≥0 modelFingerprint:str datasetFingerprint:str datasetCount:int≥0
@@ -60,9 +62,17 @@
  *   Error (13)  worker → coordinator: a failure on the worker; the run stops
  *     header  code:str message:str
  *     frames  —
+ *   ShardPush (20)  worker → shard owner (sharded reduction): its part of one shard
+ *     header  step:int≥0 phase:str+ rank:int≥0 shard:int≥0
+ *     frames  grad:f32
+ *   ShardAverage (21)  shard owner → worker (sharded reduction): one averaged shard to apply
+ *     header  step:int≥0 network:(d|g) shard:int≥0
+ *     frames  grad:f32
  *
  *   RunSpec  (Welcome.run)
  *     fields  runId:str+ model:obj gan:obj dataset:str+ datasetFingerprint:str+ modelFingerprint:str+ globalBatch:int≥1 flip:bool stepTimeout:num>0
+ *   ReductionSpec  (Welcome.reduction)
+ *     fields  kind:(star|sharded) endpoints:str routingId:str
  *   Stats  (PhaseResult.stats)
  *     fields  dLoss?:float gLoss?:float dAccuracyReal?:float dAccuracyFake?:float
  *
@@ -99,7 +109,7 @@ import { ProtocolError } from './errors.js';
 import { TRAINER_STATE_ARRAYS } from './gan/api.js';
 
 /** Bumped on any incompatible change; the join handshake refuses a mismatch. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 export const PROTOCOL_ID = `distgan/${PROTOCOL_VERSION}`;
 
 export enum MsgType {
@@ -125,6 +135,10 @@ export enum MsgType {
   Stop = 12,
   /** worker → coordinator: a failure on the worker; the run stops. */
   Error = 13,
+  /** worker → shard owner (sharded reduction): this rank's part of one shard of a phase's gradient. */
+  ShardPush = 20,
+  /** shard owner → worker (sharded reduction): the averaged shard of an update, to apply. */
+  ShardAverage = 21,
 }
 
 export type Dtype = 'f32' | 'i32';
@@ -252,6 +266,20 @@ const RUN_SPEC = obj('RunSpec', {
 const NETWORKS = ['d', 'g'] as const;
 
 /**
+ * Where a worker's gradients go (Welcome.reduction). `star`: to the
+ * coordinator, in PhaseResult.grad. `sharded`: shard k of each gradient to
+ * the owner at the k-th of `endpoints` (space-separated; the cut is
+ * shared/reduction/shards.ts's), over a DEALER whose routing id is
+ * `routingId`; the averaged shards come back from the owners (ShardAverage)
+ * and PhaseResult, PhaseStep and Finish carry no gradient.
+ */
+const REDUCTION_SPEC = obj('ReductionSpec', {
+  kind: oneOf(['star', 'sharded'] as const),
+  endpoints: str,
+  routingId: str,
+});
+
+/**
  * Header fields each type must carry (`fields`), may carry (`optional`), and
  * its payload frames in order. The message types below are derived from it.
  */
@@ -266,7 +294,7 @@ export const SCHEMA = {
     /** Explicit rank (flag or scheduler env), or -1 to be given one in join order. */
     rank: int(-1),
   }),
-  [MsgType.Welcome]: msg({ rank: int(0), worldSize: int(1), run: RUN_SPEC }),
+  [MsgType.Welcome]: msg({ rank: int(0), worldSize: int(1), run: RUN_SPEC, reduction: REDUCTION_SPEC }),
   [MsgType.Ready]: msg({ rank: int(0), modelFingerprint: str, datasetFingerprint: str, datasetCount: int(0) }),
   [MsgType.Refuse]: msg({ code: str, reason: str }),
   [MsgType.Init]: msg({ step }, { frames: f32Frames(TRAINER_STATE_ARRAYS) }),
@@ -313,6 +341,20 @@ export const SCHEMA = {
   [MsgType.Finished]: msg({ step, checksum: str }),
   [MsgType.Stop]: msg({ reason: str, failed: bool }),
   [MsgType.Error]: msg({ code: str, message: str }),
+  [MsgType.ShardPush]: msg(
+    { step, phase: nonEmptyStr, rank: int(0), shard: int(0) },
+    {
+      /** The rank's gradient (already scaled by its batch share), elements [lo, hi) of shard `shard`. */
+      frames: { grad: 'f32' },
+    },
+  ),
+  [MsgType.ShardAverage]: msg(
+    { step, network: oneOf(NETWORKS), shard: int(0) },
+    {
+      /** The averaged update's elements [lo, hi) of shard `shard`. */
+      frames: { grad: 'f32' },
+    },
+  ),
 } as const;
 deepFreeze(SCHEMA);
 
@@ -372,6 +414,9 @@ export type FinishMsg = MessageOf<MsgType.Finish>;
 export type FinishedMsg = MessageOf<MsgType.Finished>;
 export type StopMsg = MessageOf<MsgType.Stop>;
 export type ErrorMsg = MessageOf<MsgType.Error>;
+export type ShardPushMsg = MessageOf<MsgType.ShardPush>;
+export type ShardAverageMsg = MessageOf<MsgType.ShardAverage>;
+export type ReductionSpecWire = TypeOf<typeof REDUCTION_SPEC>;
 
 export type Message = { [T in MsgType]: MessageOf<T> }[MsgType];
 

@@ -2,6 +2,9 @@
  * A worker: joins the coordinator over a ZeroMQ DEALER, builds the run it is
  * told to build, then answers each phase of each step with the gradients of
  * its slice of the global batch, applying the averaged gradients it receives.
+ * With a sharded reduction (Welcome.reduction) the gradients go to, and the
+ * averages come from, the shard owners instead (shard-link.ts); the
+ * coordinator's messages then carry only the orders and the BN statistics.
  *
  * Every wait has a deadline: the join answer (joinTimeout), and each next
  * message from the coordinator (a multiple of the run's step timeout). A
@@ -14,7 +17,8 @@ import { EMPTY_F32, MsgType, PROTOCOL_VERSION, decode, encode, type Message } fr
 import type { Dataset } from '../shared/data/api.js';
 import type { GanTrainer, TrainerState } from '../shared/gan/api.js';
 import { buildFromWire } from '../shared/run.js';
-import type { Network } from '../shared/gan/phases.js';
+import { phaseTable, type Network } from '../shared/gan/phases.js';
+import { ShardLink } from './shard-link.js';
 
 export interface WorkerOptions {
   connect: string;
@@ -51,6 +55,10 @@ export class Worker {
   private dataset: Dataset | undefined;
   private rank = -1;
   private prefetched: { key: string; data: Promise<Float32Array> } | undefined;
+  /** Links to the shard owners, with a sharded reduction. */
+  private shards: ShardLink | undefined;
+  /** How long to wait for the coordinator's or an owner's next message, ms. */
+  private waitMs = 60_000;
 
   constructor(private readonly opts: WorkerOptions) {}
 
@@ -87,6 +95,7 @@ export class Worker {
       }
       throw e;
     } finally {
+      this.shards?.close();
       this.trainer?.dispose();
       await this.dataset?.close().catch(() => {});
       this.dealer.close();
@@ -115,6 +124,15 @@ export class Worker {
     this.dataset = await opts.openDataset(run.dataset, { flip: run.flip, seed: Number((run.gan as { seed?: number }).seed ?? 0) });
     const built = buildFromWire(run, this.dataset);
     this.trainer = opts.wrapTrainer ? opts.wrapTrainer(built.trainer) : built.trainer;
+    if (welcome.reduction.kind === 'sharded') {
+      this.shards = await ShardLink.open(welcome.reduction, {
+        coordinator: opts.connect,
+        rank: this.rank,
+        lengths: { d: this.trainer.dParamCount, g: this.trainer.gParamCount },
+        ...(opts.configureSocket ? { configure: opts.configureSocket } : {}),
+      });
+      opts.log(`rank ${this.rank}: sharded reduction over ${this.shards.shards} shard owners`);
+    }
     await this.send({ t: MsgType.Ready, rank: this.rank, modelFingerprint: built.modelFingerprint, datasetFingerprint: this.dataset.fingerprint, datasetCount: this.dataset.count });
 
     let init = await this.receive(joinMs, 'the initial state (other workers may still be joining)');
@@ -130,6 +148,7 @@ export class Worker {
 
     // The coordinator may pause between phases (sample grids, checkpoints); give it slack.
     const waitMs = Math.max(60_000, run.stepTimeout * 3000);
+    this.waitMs = waitMs;
     for (;;) {
       const msg = await this.receive(waitMs, 'the next step');
       switch (msg.t) {
@@ -137,7 +156,7 @@ export class Worker {
           await this.onPhaseStep(msg);
           break;
         case MsgType.Finish: {
-          this.applyPending(msg);
+          await this.applyPending(msg);
           await this.send({ t: MsgType.Finished, step: msg.step, checksum: this.trainer.checksum() });
           break;
         }
@@ -164,16 +183,19 @@ export class Worker {
    * network changed or a step ended) and the networks whose discarded update
    * to count (skip-step). Applied before anything is computed.
    */
-  private applyPending(msg: { applyTo: string; skip: string[]; frames: { grad: Float32Array; aux: Float32Array } }): void {
+  private async applyPending(msg: { step: number; applyTo: string; skip: string[]; frames: { grad: Float32Array; aux: Float32Array } }): Promise<void> {
     const trainer = this.trainer!;
     for (const network of msg.skip) trainer.skipUpdate(asNetwork(network));
-    if (msg.applyTo !== '') trainer.applyGradients(asNetwork(msg.applyTo), msg.frames.grad, msg.frames.aux);
+    if (msg.applyTo === '') return;
+    const network = asNetwork(msg.applyTo);
+    const grad = this.shards ? await this.shards.gather(msg.step, network, this.waitMs) : msg.frames.grad;
+    trainer.applyGradients(network, grad, msg.frames.aux);
   }
 
   private async onPhaseStep(msg: Extract<Message, { t: MsgType.PhaseStep }>): Promise<void> {
     const trainer = this.trainer!;
     const t0 = performance.now();
-    this.applyPending(msg);
+    await this.applyPending(msg);
     const applySeconds = (performance.now() - t0) / 1000;
     const checksum = msg.checksum ? trainer.checksum() : undefined;
     const t1 = performance.now();
@@ -187,6 +209,11 @@ export class Worker {
       this.prefetched = { key: `${msg.step + 1}:${next.join(',')}`, data };
     }
     const r = await trainer.computeGradients(msg.phase, { step: msg.step, positions: msg.frames.positions, globalBatch: msg.globalBatch, ...(real ? { real } : {}) });
+    if (this.shards) {
+      const spec = phaseTable().find((p) => p.name === msg.phase);
+      if (!spec) throw new ProtocolError(`phase ${JSON.stringify(msg.phase)} is not in this worker's phase table`);
+      await this.shards.push(msg.step, msg.phase, spec.network, r.gradients);
+    }
     await this.send({
       t: MsgType.PhaseResult,
       step: msg.step,
@@ -196,7 +223,7 @@ export class Worker {
       dataSeconds,
       applySeconds,
       ...(checksum === undefined ? {} : { checksum }),
-      frames: { grad: r.gradients, aux: r.aux.length ? r.aux : EMPTY_F32 },
+      frames: { grad: this.shards ? EMPTY_F32 : r.gradients, aux: r.aux.length ? r.aux : EMPTY_F32 },
     });
   }
 }

@@ -355,7 +355,7 @@ export class HostileMessages {
       case MsgType.Hello:
         return this.hello();
       case MsgType.Welcome:
-        return { t: type, rank: r.int(0, 4), worldSize: r.int(1, 8), run: { runId: r.hex(8), model: {}, gan: {}, dataset: 'ring8', datasetFingerprint: r.hex(64), modelFingerprint: r.hex(64), globalBatch: 64, flip: false, stepTimeout: 60 } };
+        return { t: type, rank: r.int(0, 4), worldSize: r.int(1, 8), run: { runId: r.hex(8), model: {}, gan: {}, dataset: 'ring8', datasetFingerprint: r.hex(64), modelFingerprint: r.hex(64), globalBatch: 64, flip: false, stepTimeout: 60 }, reduction: { kind: 'star', endpoints: '', routingId: '' } };
       case MsgType.Ready:
         return { t: type, rank: r.int(-1, 4), modelFingerprint: r.hex(64), datasetFingerprint: r.hex(64), datasetCount: r.int(0, 100_000) };
       case MsgType.Refuse:
@@ -376,6 +376,10 @@ export class HostileMessages {
         return { t: type, reason: r.ascii(20), failed: r.chance(0.5) };
       case MsgType.Error:
         return { t: type, code: r.pick(['DISTGAN_E_INTERNAL', 'DISTGAN_E_WORKER', 'X']), message: r.ascii(r.int(0, 200)) };
+      case MsgType.ShardPush:
+        return { t: type, step, phase: r.pick(['d', 'g', 'x']), rank: r.int(0, 4), shard: r.int(0, 3), frames: { grad: f32(r.int(0, 32)) } };
+      case MsgType.ShardAverage:
+        return { t: type, step, network: r.pick(['d', 'g'] as const), shard: r.int(0, 3), frames: { grad: f32(r.int(0, 32)) } };
     }
   }
 

@@ -60,7 +60,7 @@ const run = (): RunSpecWire => ({
 
 const samples = (): { [T in MsgType]: MessageOf<T> } => ({
   [MsgType.Hello]: { t: MsgType.Hello, protocol: PROTOCOL_VERSION, version: '0.1.0', host: 'node-1', pid: 4242, backend: 'wasm', backendReason: '', rank: -1 },
-  [MsgType.Welcome]: { t: MsgType.Welcome, rank: 1, worldSize: 2, run: run() },
+  [MsgType.Welcome]: { t: MsgType.Welcome, rank: 1, worldSize: 2, run: run(), reduction: { kind: 'sharded', endpoints: 'ipc:///tmp/a.sock ipc:///tmp/b.sock', routingId: 'r1-abc' } },
   [MsgType.Ready]: { t: MsgType.Ready, rank: 1, modelFingerprint: 'm'.repeat(64), datasetFingerprint: 'd'.repeat(64), datasetCount: 60000 },
   [MsgType.Refuse]: { t: MsgType.Refuse, code: 'DISTGAN_E_JOIN_REFUSED', reason: 'rank 1 is already taken' },
   [MsgType.Init]: {
@@ -84,6 +84,8 @@ const samples = (): { [T in MsgType]: MessageOf<T> } => ({
   [MsgType.Finished]: { t: MsgType.Finished, step: 100, checksum: 'f'.repeat(64) },
   [MsgType.Stop]: { t: MsgType.Stop, reason: 'done', failed: false },
   [MsgType.Error]: { t: MsgType.Error, code: 'DISTGAN_E_INTERNAL', message: 'boom' },
+  [MsgType.ShardPush]: { t: MsgType.ShardPush, step: 7, phase: 'd', rank: 1, shard: 0, frames: { grad: f32(0.1, -0.2) } },
+  [MsgType.ShardAverage]: { t: MsgType.ShardAverage, step: 7, network: 'g', shard: 1, frames: { grad: f32(0.5) } },
 });
 
 const ALL_TYPES = Object.values(MsgType).filter((v): v is MsgType => typeof v === 'number');
