@@ -6,7 +6,7 @@
  * Options read from `raw` (docs/configuration.md): every flag's DISTGAN_<FLAG>
  * variable (src/shared/config.ts, src/cli/run-options.ts), and the launchers'
  * rank, world size, local rank and coordinator address — torchrun, MPI,
- * Slurm, Kubernetes (src/cli/transport/scheduler-env.ts).
+ * Slurm, Kubernetes (src/transport/scheduler-env.ts).
  */
 
 /**

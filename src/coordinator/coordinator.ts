@@ -23,7 +23,7 @@ import { Router } from 'zeromq';
 import { writeJsonAtomic } from '../shared/atomic-write.js';
 import type { RunConfig } from '../shared/config.js';
 import { BindError, DistganError, ReplicaDivergedError, describeError } from '../shared/errors.js';
-import { EMPTY_F32, EMPTY_I32, MsgType, decode, encode, maxInboundFrameBytes, payloadBytes, type Message, type RunSpecWire } from '../shared/protocol.js';
+import { EMPTY_F32, EMPTY_I32, MsgType, OWNER_REPORT_TYPES, decode, encode, maxInboundFrameBytes, payloadBytes, type Message, type OwnerReportMsg, type RunSpecWire } from '../shared/protocol.js';
 import { EpochSampler, positionRange, sliceBounds } from '../shared/data/sampler.js';
 import { writeCheckpoint, type Checkpoint } from '../shared/checkpoint.js';
 import type { BuiltRun } from '../shared/run.js';
@@ -61,6 +61,8 @@ export interface CoordinatorOptions {
   log: (line: string) => void;
   /** Applies CURVE options / starts ZAP before bind, when security is on. */
   configureSocket?: (router: Router) => Promise<void>;
+  /** The same CURVE settings as data, for the shard-owner threads' sockets (sharded reduction). */
+  curve?: { publicKey: string; secretKey: string; authorized: string[] };
   /** Injected clock (ms) so tests can drive deadlines. */
   now?: () => number;
   /** How often deadlines are checked, ms (default 250). */
@@ -145,6 +147,11 @@ export class Coordinator {
       startStep,
       hyper: { lr: run.gan.lr, beta1: run.gan.beta1, beta2: run.gan.beta2, epsilon: run.gan.epsilon },
       shards: opts.shards ?? config.reduceShards ?? 1,
+      reducers: config.reducers ?? 0,
+      joinTimeoutMs: config.joinTimeout * 1000,
+      version: opts.version,
+      ...(opts.curve ? { curve: opts.curve } : {}),
+      sendTo: (identity, msg) => this.send(identity, msg),
       coordinatorBind: opts.bind,
       answerTimeoutMs: config.stepTimeout * 1000,
       log: (line) => opts.log(line),
@@ -233,6 +240,9 @@ export class Coordinator {
     });
     this.opts.log(`coordinator listening on ${this.boundEndpoint}, waiting for ${this.opts.worldSize} workers (join deadline ${config.joinTimeout} s)`);
     this.ticker = setInterval(() => this.enqueue({ type: 'tick' }), this.opts.tickMs ?? 250);
+    // Workers are welcomed once the reduction is in place (reducer processes have said hello):
+    // their events wait behind this in the queue; the reducers' own messages do not go through it.
+    this.queue = this.reducer.ready().catch((e: unknown) => this.handle({ type: 'crash', error: e instanceof DistganError ? e : new DistganError('DISTGAN_E_REDUCER_LOST', describeError(e)) }));
     void this.receiveLoop();
     return this.finished;
   }
@@ -306,6 +316,9 @@ export class Coordinator {
         continue;
       }
       this.bytes.received += payloadBytes(rest);
+      if (OWNER_REPORT_TYPES.has(msg.t)) {
+        if (this.reducer.receive(id, escapeStrings(msg) as OwnerReportMsg)) continue;
+      }
       const ev = this.toEvent(id, escapeStrings(msg));
       if (ev) this.enqueue(ev);
     }
@@ -616,6 +629,8 @@ export class Coordinator {
   }
 
   private async abort(error: DistganError, lostRank?: number): Promise<void> {
+    const inside = this.reducer.waitingFor();
+    if (inside && error.code === 'DISTGAN_E_WORKER_FAILED') this.opts.log(`the phase was also still waiting for ${inside}`);
     if (lostRank !== undefined && lostRank >= 0) this.fanout.workerLost(lostRank, error.message);
     this.opts.log(`stopping: ${error.message}`);
     await this.stopAll(error.message, true);

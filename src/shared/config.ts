@@ -60,8 +60,10 @@ export interface RunConfig extends TrainingConfig {
   gradNormMax: number;
   /** How gradients are averaged: star (the coordinator sums) or sharded (K shard owners sum). */
   reduction: 'star' | 'sharded';
-  /** Shard owners of the sharded reduction. */
+  /** Shard owners of the sharded reduction, as threads of the coordinator. */
   reduceShards: number;
+  /** Reducer processes (`distgan reducer`) that own the shards instead of threads; 0 = threads. */
+  reducers: number;
   sampleEvery: number;
   checkpointEvery: number;
   keepCheckpoints: number;
@@ -164,7 +166,8 @@ export const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'gradNormFactor', flags: '--grad-norm-factor <x>', description: "guard: refuse a rank's gradient whose norm (scaled to the full batch) exceeds x times the median of the last 64 accepted ones, once 8 are known (default 1000; 0 = no history check)", parse: num(0, 1e12), default: 1000, training: false },
   { key: 'gradNormMax', flags: '--grad-norm-max <n>', description: "guard: refuse a rank's gradient whose L2 norm (scaled to the full batch) exceeds n, from the first step on (default 1e6; 0 = no limit)", parse: num(0, 1e30), default: 1e6, training: false },
   { key: 'reduction', flags: '--reduction <kind>', description: 'how gradients are averaged: star (default: every gradient goes to the coordinator, which sums it) or sharded (each worker sends shard k of its gradient to shard owner k, a thread of the coordinator; same bits as star)', parse: oneOf(['star', 'sharded'] as const), default: 'star', training: false },
-  { key: 'reduceShards', flags: '--reduce-shards <k>', description: 'shard owners of --reduction sharded, each a thread with its own socket (default 2)', parse: int(1, 64), default: 2, training: false },
+  { key: 'reduceShards', flags: '--reduce-shards <k>', description: 'shard owners of --reduction sharded, each a thread of the coordinator with its own socket (default 2)', parse: int(1, 64), default: 2, training: false },
+  { key: 'reducers', flags: '--reducers <n>', description: 'with --reduction sharded: n `distgan reducer` processes own the shards instead of threads (one per worker host, as BytePS places them; launch starts them locally); the coordinator waits for them up to --join-timeout (default 0 = threads)', parse: int(0, 1024), default: 0, training: false },
   { key: 'sampleEvery', flags: '--sample-every <steps>', description: 'write a sample grid every N steps (default 100; 0 = only at the end)', parse: int(0), default: 100, training: false },
   { key: 'checkpointEvery', flags: '--checkpoint-every <steps>', description: 'write a checkpoint every N steps (default 500; 0 = only at the end)', parse: int(0), default: 500, training: false },
   { key: 'keepCheckpoints', flags: '--keep-checkpoints <n>', description: 'how many recent checkpoints to keep (default 3)', parse: int(1, 1000), default: 3, training: false },
@@ -311,6 +314,9 @@ export function resolveLayers(layers: readonly ConfigLayer[]): ResolvedConfig {
   }
   const cfg = out as unknown as RunConfig;
   if (cfg.batchSize < 1) throw new ConfigError('--batch-size must be at least 1');
+  if (cfg.reducers > 0 && cfg.reduction !== 'sharded') {
+    throw new ConfigError(`${labelOf('reducers', sources.reducers!)} needs --reduction sharded (reducers own the shards of a sharded reduction)`);
+  }
   if (cfg.onBadGradient === 'drop-worker') {
     throw new ConfigError(`${labelOf('onBadGradient', sources.onBadGradient!)} drop-worker needs elastic membership (a run that carries on with fewer workers), which this distgan does not have yet; use fail or skip-step`);
   }

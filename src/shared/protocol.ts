@@ -69,6 +69,49 @@
  *     header  step:int≥0 network:(d|g) shard:int≥0
  *     frames  grad:f32
  *
+ * Between the coordinator and its shard owners (a thread's message port, or
+ * a reducer process's DEALER to the coordinator's ROUTER; same messages):
+ *
+ *   OwnerHello (30)  owner → coordinator: ready; workers reach it at endpoint
+ *     header  protocol:int≥0 version:str host:str pid:int≥0 endpoint:str+
+ *     frames  —
+ *   OwnerInit (31)  coordinator → owner: its shard, the run's shape, its slice of the mirror
+ *     header  shard:int≥0 shards:int≥1 worldSize:int≥1 phases:str+ dLength:int≥0 gLength:int≥0 lr:num>0 beta1:num≥0 beta2:num≥0 epsilon:num≥0 step:int≥0
+ *     frames  dWeights:f32 dAdamM:f32 dAdamV:f32 gWeights:f32 gAdamM:f32 gAdamV:f32
+ *   OwnerMembers (32)  coordinator → owner: each rank's routing id
+ *     header  routingIds:str
+ *     frames  —
+ *   OwnerReduce (33)  coordinator → owner: keep the phase's sum as the next update
+ *     header  id:int≥0 step:int≥0 phase:str+ accumulate:bool
+ *     frames  —
+ *   OwnerPublish (34)  coordinator → owner: send the waiting update to every worker
+ *     header  step:int≥0 network:(d|g)
+ *     frames  —
+ *   OwnerDiscard (35)  coordinator → owner: drop unpublished updates (skip-step)
+ *     header  —
+ *     frames  —
+ *   OwnerCommit (36)  coordinator → owner: the step is final; apply it to the mirror slice
+ *     header  step:int≥0 order:str
+ *     frames  —
+ *   OwnerGather (37)  coordinator → owner: send the mirror slice
+ *     header  id:int≥0
+ *     frames  —
+ *   OwnerClose (38)  coordinator → owner: close and exit
+ *     header  reason:str
+ *     frames  —
+ *   OwnerPart (40)  owner → coordinator: a rank's part arrived, inspected
+ *     header  step:int≥0 phase:str+ rank:int≥0 sumSq:float problem:str
+ *     frames  —
+ *   OwnerReduced (41)  owner → coordinator: answer to OwnerReduce
+ *     header  id:int≥0 problem:str
+ *     frames  —
+ *   OwnerState (42)  owner → coordinator: answer to OwnerGather
+ *     header  id:int≥0 step:int≥0
+ *     frames  dWeights:f32 dAdamM:f32 dAdamV:f32 gWeights:f32 gAdamM:f32 gAdamV:f32
+ *   OwnerNote (43)  owner → coordinator: a dropped part, an unreachable rank, a failure
+ *     header  kind:(dropped|unreachable|failed) rank:int≥-1 message:str
+ *     frames  —
+ *
  *   RunSpec  (Welcome.run)
  *     fields  runId:str+ model:obj gan:obj dataset:str+ datasetFingerprint:str+ modelFingerprint:str+ globalBatch:int≥1 flip:bool stepTimeout:num>0
  *   ReductionSpec  (Welcome.reduction)
@@ -139,6 +182,32 @@ export enum MsgType {
   ShardPush = 20,
   /** shard owner → worker (sharded reduction): the averaged shard of an update, to apply. */
   ShardAverage = 21,
+  /** shard owner → coordinator: ready to own a shard; workers reach it at `endpoint`. */
+  OwnerHello = 30,
+  /** coordinator → shard owner: its shard, the run's shape and the mirror's slice to start from. */
+  OwnerInit = 31,
+  /** coordinator → shard owner: the routing id of each rank (only these may push). */
+  OwnerMembers = 32,
+  /** coordinator → shard owner: the phase is complete; keep its sum as the next update (answer OwnerReduced). */
+  OwnerReduce = 33,
+  /** coordinator → shard owner: send the waiting update of `network` to every worker. */
+  OwnerPublish = 34,
+  /** coordinator → shard owner: drop the updates not yet published (skip-step). */
+  OwnerDiscard = 35,
+  /** coordinator → shard owner: the step is final; apply its updates to the mirror slice. */
+  OwnerCommit = 36,
+  /** coordinator → shard owner: send the mirror slice (answer OwnerState). */
+  OwnerGather = 37,
+  /** coordinator → shard owner: the run is over; close and exit. */
+  OwnerClose = 38,
+  /** shard owner → coordinator: a rank's part arrived; its inspection for the gradient guard. */
+  OwnerPart = 40,
+  /** shard owner → coordinator: answer to OwnerReduce (problem '' = fine). */
+  OwnerReduced = 41,
+  /** shard owner → coordinator: answer to OwnerGather. */
+  OwnerState = 42,
+  /** shard owner → coordinator: something the coordinator should count or act on. */
+  OwnerNote = 43,
 }
 
 export type Dtype = 'f32' | 'i32';
@@ -262,6 +331,9 @@ const RUN_SPEC = obj('RunSpec', {
   stepTimeout: num(0, true),
 });
 
+/** The mirror-slice arrays an owner starts from (OwnerInit) and gives back (OwnerState), in wire order. */
+export const SHARD_STATE_ARRAYS = ['dWeights', 'dAdamM', 'dAdamV', 'gWeights', 'gAdamM', 'gAdamV'] as const;
+
 /** The networks an update can be for (shared/gan/phases.ts Network). */
 const NETWORKS = ['d', 'g'] as const;
 
@@ -355,6 +427,38 @@ export const SCHEMA = {
       frames: { grad: 'f32' },
     },
   ),
+  [MsgType.OwnerHello]: msg({ protocol: int(0), version: str, host: str, pid: int(0), endpoint: nonEmptyStr }),
+  [MsgType.OwnerInit]: msg(
+    {
+      shard: int(0),
+      shards: int(1),
+      worldSize: int(1),
+      /** The phase table as `name:network,...` in order (e.g. `d:d,g:g`). */
+      phases: nonEmptyStr,
+      dLength: int(0),
+      gLength: int(0),
+      lr: num(0, true),
+      beta1: num(0),
+      beta2: num(0),
+      epsilon: num(0),
+      /** Completed steps of the slice below. */
+      step,
+    },
+    { frames: f32Frames(SHARD_STATE_ARRAYS) },
+  ),
+  /** Routing ids by rank, space-separated. */
+  [MsgType.OwnerMembers]: msg({ routingIds: str }),
+  [MsgType.OwnerReduce]: msg({ id: int(0), step, phase: nonEmptyStr, accumulate: bool }),
+  [MsgType.OwnerPublish]: msg({ step, network: oneOf(NETWORKS) }),
+  [MsgType.OwnerDiscard]: msg({}),
+  /** `order`: the step's updates in the workers' order, comma-separated networks, `-` before one whose update was discarded (e.g. `d,g` or `d,-g`). */
+  [MsgType.OwnerCommit]: msg({ step, order: str }),
+  [MsgType.OwnerGather]: msg({ id: int(0) }),
+  [MsgType.OwnerClose]: msg({ reason: str }),
+  [MsgType.OwnerPart]: msg({ step, phase: nonEmptyStr, rank: int(0), sumSq: float, problem: str }),
+  [MsgType.OwnerReduced]: msg({ id: int(0), problem: str }),
+  [MsgType.OwnerState]: msg({ id: int(0), step }, { frames: f32Frames(SHARD_STATE_ARRAYS) }),
+  [MsgType.OwnerNote]: msg({ kind: oneOf(['dropped', 'unreachable', 'failed'] as const), rank: int(-1), message: str }),
 } as const;
 deepFreeze(SCHEMA);
 
@@ -417,6 +521,18 @@ export type ErrorMsg = MessageOf<MsgType.Error>;
 export type ShardPushMsg = MessageOf<MsgType.ShardPush>;
 export type ShardAverageMsg = MessageOf<MsgType.ShardAverage>;
 export type ReductionSpecWire = TypeOf<typeof REDUCTION_SPEC>;
+export type OwnerInitMsg = MessageOf<MsgType.OwnerInit>;
+export type OwnerStateMsg = MessageOf<MsgType.OwnerState>;
+
+/** One message type per member of the union T. */
+type MessagesOf<T extends MsgType> = T extends MsgType ? MessageOf<T> : never;
+/** A message a shard owner sends the coordinator. */
+export type OwnerReportMsg = MessagesOf<MsgType.OwnerHello | MsgType.OwnerPart | MsgType.OwnerReduced | MsgType.OwnerState | MsgType.OwnerNote>;
+/** An order the coordinator sends a shard owner. */
+export type OwnerOrderMsg = MessagesOf<
+  MsgType.OwnerInit | MsgType.OwnerMembers | MsgType.OwnerReduce | MsgType.OwnerPublish | MsgType.OwnerDiscard | MsgType.OwnerCommit | MsgType.OwnerGather | MsgType.OwnerClose
+>;
+export const OWNER_REPORT_TYPES: ReadonlySet<MsgType> = new Set([MsgType.OwnerHello, MsgType.OwnerPart, MsgType.OwnerReduced, MsgType.OwnerState, MsgType.OwnerNote]);
 
 export type Message = { [T in MsgType]: MessageOf<T> }[MsgType];
 

@@ -380,6 +380,36 @@ export class HostileMessages {
         return { t: type, step, phase: r.pick(['d', 'g', 'x']), rank: r.int(0, 4), shard: r.int(0, 3), frames: { grad: f32(r.int(0, 32)) } };
       case MsgType.ShardAverage:
         return { t: type, step, network: r.pick(['d', 'g'] as const), shard: r.int(0, 3), frames: { grad: f32(r.int(0, 32)) } };
+      case MsgType.OwnerHello:
+        return { t: type, protocol: PROTOCOL_VERSION, version: '0.1.0', host: r.ascii(8), pid: r.int(1, 99999), endpoint: 'tcp://127.0.0.1:1' };
+      case MsgType.OwnerInit: {
+        const z = (): Float32Array => f32(r.int(0, 8));
+        return { t: type, shard: r.int(0, 3), shards: r.int(1, 4), worldSize: r.int(1, 8), phases: 'd:d,g:g', dLength: r.int(0, 64), gLength: r.int(0, 64), lr: 0.001, beta1: 0.5, beta2: 0.999, epsilon: 1e-8, step, frames: { dWeights: z(), dAdamM: z(), dAdamV: z(), gWeights: z(), gAdamM: z(), gAdamV: z() } };
+      }
+      case MsgType.OwnerMembers:
+        return { t: type, routingIds: r.hex(8) };
+      case MsgType.OwnerReduce:
+        return { t: type, id: r.int(0, 100), step, phase: r.pick(['d', 'g']), accumulate: r.chance(0.5) };
+      case MsgType.OwnerPublish:
+        return { t: type, step, network: r.pick(['d', 'g'] as const) };
+      case MsgType.OwnerDiscard:
+        return { t: type };
+      case MsgType.OwnerCommit:
+        return { t: type, step, order: r.pick(['d,g', 'd,-g', '-d,-g']) };
+      case MsgType.OwnerGather:
+        return { t: type, id: r.int(0, 100) };
+      case MsgType.OwnerClose:
+        return { t: type, reason: r.ascii(10) };
+      case MsgType.OwnerPart:
+        return { t: type, step, phase: r.pick(['d', 'g']), rank: r.int(0, 4), sumSq: r.float(), problem: r.pick(['', 'NaN']) };
+      case MsgType.OwnerReduced:
+        return { t: type, id: r.int(0, 100), problem: '' };
+      case MsgType.OwnerState: {
+        const z = (): Float32Array => f32(r.int(0, 8));
+        return { t: type, id: r.int(0, 100), step, frames: { dWeights: z(), dAdamM: z(), dAdamV: z(), gWeights: z(), gAdamM: z(), gAdamV: z() } };
+      }
+      case MsgType.OwnerNote:
+        return { t: type, kind: r.pick(['dropped', 'unreachable', 'failed'] as const), rank: r.int(-1, 4), message: r.ascii(20) };
     }
   }
 

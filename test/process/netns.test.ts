@@ -236,10 +236,10 @@ const dump = (label: string, p: Proc): string => `--- ${label} stdout\n${p.stdou
 
 test('namespaces: plain ZeroMQ CURVE exchange between two hosts', async (t) => {
   if (skipReason) return t.skip(skipReason);
-  const curveUrl = new URL('../../src/cli/transport/curve.js', import.meta.url).href;
+  const curveUrl = new URL('../../src/transport/curve.js', import.meta.url).href;
   const prelude = `const zmq = await import('zeromq'); const c = await import(${JSON.stringify(curveUrl)});`;
   const keys = join(work, 'plumbing-keys');
-  const { writeKeys } = await import('../../src/cli/transport/curve.js');
+  const { writeKeys } = await import('../../src/transport/curve.js');
   await writeKeys(keys, 1);
   const server = runIn(ns.c, [
     ...process.execArgv,

@@ -28,8 +28,8 @@ import {
   z85Decode,
   z85Encode,
   type KeyPair,
-} from '../../src/cli/transport/curve.js';
-import { isLoopbackEndpoint } from '../../src/cli/transport/endpoints.js';
+} from '../../src/transport/curve.js';
+import { isLoopbackEndpoint } from '../../src/transport/endpoints.js';
 import { register as registerKeygen } from '../../src/cli/commands/keygen.js';
 import { ConfigError, KeyError } from '../../src/shared/errors.js';
 
@@ -486,7 +486,7 @@ describe('CURVE with ZAP over tcp loopback', () => {
   test('a process using the handler exits by itself after closing (no leaked socket or hang)', async () => {
     // Run in a child so a hang shows as a timeout instead of stalling this runner.
     // It keeps the default drain, as the coordinator does.
-    const curveUrl = new URL('../../src/cli/transport/curve.js', import.meta.url).href;
+    const curveUrl = new URL('../../src/transport/curve.js', import.meta.url).href;
     const script = `
       const zmq = await import('zeromq');
       const c = await import(${JSON.stringify(curveUrl)});

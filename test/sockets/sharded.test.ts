@@ -43,7 +43,7 @@ async function train(opts: { transport: Transport; workers: number; config: Part
     try {
       if (opts.during) {
         const line = () => c.logs.find((l) => l.startsWith('sharded reduction:'));
-        const eps = line()?.split(' at ')[1]?.split(' ') ?? [];
+        const eps = (line() ?? '').split(' ').filter((w) => /^(ipc|tcp):\/\//.test(w));
         await opts.during(eps);
       }
       const outcome = await c.outcome;

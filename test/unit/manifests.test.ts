@@ -19,8 +19,8 @@ import { Command } from 'commander';
 import { register as registerCoordinator } from '../../src/cli/commands/coordinator.js';
 import { register as registerWorker } from '../../src/cli/commands/worker.js';
 import { register as registerKeygen } from '../../src/cli/commands/keygen.js';
-import { readPublicKeyFile, readSecretKeyFile, writeKeys } from '../../src/cli/transport/curve.js';
-import { K8S_WORLD_SIZE_ENV } from '../../src/cli/transport/scheduler-env.js';
+import { readPublicKeyFile, readSecretKeyFile, writeKeys } from '../../src/transport/curve.js';
+import { K8S_WORLD_SIZE_ENV } from '../../src/transport/scheduler-env.js';
 import { ROOT } from '../helpers/cli.js';
 
 

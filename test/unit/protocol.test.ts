@@ -86,6 +86,33 @@ const samples = (): { [T in MsgType]: MessageOf<T> } => ({
   [MsgType.Error]: { t: MsgType.Error, code: 'DISTGAN_E_INTERNAL', message: 'boom' },
   [MsgType.ShardPush]: { t: MsgType.ShardPush, step: 7, phase: 'd', rank: 1, shard: 0, frames: { grad: f32(0.1, -0.2) } },
   [MsgType.ShardAverage]: { t: MsgType.ShardAverage, step: 7, network: 'g', shard: 1, frames: { grad: f32(0.5) } },
+  [MsgType.OwnerHello]: { t: MsgType.OwnerHello, protocol: PROTOCOL_VERSION, version: '0.1.0', host: 'node-2', pid: 77, endpoint: 'tcp://10.0.0.2:40001' },
+  [MsgType.OwnerInit]: {
+    t: MsgType.OwnerInit,
+    shard: 1,
+    shards: 2,
+    worldSize: 3,
+    phases: 'd:d,g:g',
+    dLength: 10,
+    gLength: 20,
+    lr: 0.0002,
+    beta1: 0.5,
+    beta2: 0.999,
+    epsilon: 1e-8,
+    step: 4,
+    frames: { dWeights: f32(1, 2), dAdamM: f32(0, 0), dAdamV: f32(0, 0), gWeights: f32(3), gAdamM: f32(0), gAdamV: f32(0) },
+  },
+  [MsgType.OwnerMembers]: { t: MsgType.OwnerMembers, routingIds: 'r0-aa r1-bb r2-cc' },
+  [MsgType.OwnerReduce]: { t: MsgType.OwnerReduce, id: 9, step: 4, phase: 'g', accumulate: false },
+  [MsgType.OwnerPublish]: { t: MsgType.OwnerPublish, step: 5, network: 'g' },
+  [MsgType.OwnerDiscard]: { t: MsgType.OwnerDiscard },
+  [MsgType.OwnerCommit]: { t: MsgType.OwnerCommit, step: 5, order: 'd,-g' },
+  [MsgType.OwnerGather]: { t: MsgType.OwnerGather, id: 10 },
+  [MsgType.OwnerClose]: { t: MsgType.OwnerClose, reason: 'run complete' },
+  [MsgType.OwnerPart]: { t: MsgType.OwnerPart, step: 4, phase: 'd', rank: 2, sumSq: 0.125, problem: '' },
+  [MsgType.OwnerReduced]: { t: MsgType.OwnerReduced, id: 9, problem: '' },
+  [MsgType.OwnerState]: { t: MsgType.OwnerState, id: 10, step: 5, frames: { dWeights: f32(1), dAdamM: f32(0), dAdamV: f32(0), gWeights: f32(), gAdamM: f32(), gAdamV: f32() } },
+  [MsgType.OwnerNote]: { t: MsgType.OwnerNote, kind: 'unreachable', rank: 1, message: 'peer gone' },
 });
 
 const ALL_TYPES = Object.values(MsgType).filter((v): v is MsgType => typeof v === 'number');
@@ -424,12 +451,12 @@ test('the frame layout in the file header lists every type, field and frame, in 
     const entry = documented.get(name);
     assert.ok(entry, `${name} is documented`);
     assert.equal(entry.n, t, `${name}'s number`);
-    assert.equal(entry.header, fieldTokens(spec.fields, spec.optional), `${name}'s header fields`);
+    assert.equal(entry.header, fieldTokens(spec.fields, spec.optional) || '—', `${name}'s header fields`);
     const frames = Object.entries(spec.frames).map(([k, d]) => `${k}:${d}`).join(' ');
     assert.equal(entry.frames, frames || '—', `${name}'s frames`);
     for (const s of [...Object.values(spec.fields), ...Object.values(spec.optional)]) if (s.kind === 'obj') nestedSpecs.set(s.name!, s);
   }
-  assert.deepEqual([...nestedSpecs.keys()].sort(), ['RunSpec', 'Stats']);
+  assert.deepEqual([...nestedSpecs.keys()].sort(), ['ReductionSpec', 'RunSpec', 'Stats']);
   for (const [name, s] of nestedSpecs) assert.equal(documented.get(name)?.fields, fieldTokens(s.fields!, s.optional!), `${name}'s fields`);
   assert.equal(documented.size, ALL_TYPES.length + nestedSpecs.size, 'nothing documented that is not in the schema');
 });

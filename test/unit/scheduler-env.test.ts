@@ -7,7 +7,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolveWorkerPlacement as resolveWithSources, masterEndpoint, K8S_WORLD_SIZE_ENV, type PlacementFlags, type WorkerPlacement } from '../../src/cli/transport/scheduler-env.js';
+import { resolveWorkerPlacement as resolveWithSources, masterEndpoint, K8S_WORLD_SIZE_ENV, type PlacementFlags, type WorkerPlacement } from '../../src/transport/scheduler-env.js';
 import { ConfigError } from '../../src/shared/errors.js';
 
 /** The placement without its `sources` map (checked in their own tests below). */

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ShardOwner, type OwnerConfig } from '../../src/coordinator/reduction/owner.js';
+import { ShardOwner, type OwnerConfig } from '../../src/reducer/owner.js';
 import { sumInRankOrder } from '../../src/coordinator/reduction/star.js';
 import { Adam } from '../../src/shared/gan/adam.js';
 import { SHARD_ALIGN, shardBounds } from '../../src/shared/reduction/shards.js';

@@ -7,14 +7,14 @@ import type { Command } from 'commander';
 import type { Router } from 'zeromq';
 import { ConfigError } from '../../shared/errors.js';
 import { envValue, int, labelOf, type ConfigFile, type RawValue } from '../../shared/config.js';
-import { masterEndpoint } from '../transport/scheduler-env.js';
+import { masterEndpoint } from '../../transport/scheduler-env.js';
 import { readEnv } from '../env.js';
 import { addRunOptions, commandValue, rawString, resolveRun } from '../run-options.js';
 import { hostRun } from '../coordinator-host.js';
 import { logLine } from '../output.js';
 import { printable } from '../../coordinator/peer-limiter.js';
-import { applyServerCurve, readAuthorizedKeys, readSecretKeyFile, startZapHandler, watchHandshakeFailures } from '../transport/curve.js';
-import { isLoopbackEndpoint } from '../transport/endpoints.js';
+import { applyServerCurve, readAuthorizedKeys, readSecretKeyFile, startZapHandler, watchHandshakeFailures } from '../../transport/curve.js';
+import { isLoopbackEndpoint } from '../../transport/endpoints.js';
 
 /** The coordinator's own options, resolved, and where each came from. */
 interface CoordinatorOptions {

@@ -1,13 +1,13 @@
 /**
  * `distgan keygen --out DIR [--workers N]`: makes the CURVE keys a multi-host
- * run needs (layout documented in src/cli/transport/curve.ts and docs/multi-node.md).
+ * run needs (layout documented in src/transport/curve.ts and docs/multi-node.md).
  * Never overwrites a key: if any target file exists the command fails with
  * KeyError (exit 2) and writes nothing.
  */
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { ConfigError } from '../../shared/errors.js';
-import { MAX_KEYGEN_WORKERS, writeKeys } from '../transport/curve.js';
+import { MAX_KEYGEN_WORKERS, writeKeys } from '../../transport/curve.js';
 
 /** Worker key pairs made when --workers is not given. */
 export const DEFAULT_KEYGEN_WORKERS = 2;

@@ -18,7 +18,7 @@ import { readEnv } from '../env.js';
 import { hostRun } from '../coordinator-host.js';
 import { logLine } from '../output.js';
 import { defaultWorkerCount, detectGpus, startLocalWorkers, type LocalWorkerGroup } from '../local-workers.js';
-import { LOCAL_ANY_PORT } from '../transport/endpoints.js';
+import { LOCAL_ANY_PORT } from '../../transport/endpoints.js';
 
 /** How many workers, on which GPUs, and where each of those came from. */
 interface Placement {

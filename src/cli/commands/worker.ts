@@ -9,7 +9,7 @@
  * the launcher that started the process — torchrun's RANK / WORLD_SIZE /
  * LOCAL_RANK / MASTER_ADDR / MASTER_PORT, MPI, Slurm, a Kubernetes Indexed
  * Job — so `RANK=1 WORLD_SIZE=2 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500
- * distgan worker` needs no flag (src/cli/transport/scheduler-env.ts has the order).
+ * distgan worker` needs no flag (src/transport/scheduler-env.ts has the order).
  * A worker started by `launch` or by a fanning-out worker (DISTGAN_LAUNCHED=1)
  * reads no variables: its parent passes everything as flags.
  */
@@ -22,10 +22,10 @@ import { initBackend } from '../../shared/compute/backend.js';
 import { openDataset } from '../../shared/data/open.js';
 import { readEnv } from '../env.js';
 import { VERSION } from '../../shared/version.js';
-import { masterEndpoint, resolveWorkerPlacement, type WorkerPlacement } from '../transport/scheduler-env.js';
-import { checkEndpoint } from '../transport/endpoints.js';
+import { masterEndpoint, resolveWorkerPlacement, type WorkerPlacement } from '../../transport/scheduler-env.js';
+import { checkEndpoint } from '../../transport/endpoints.js';
 import { ENV_HELP, commandValue, rawString } from '../run-options.js';
-import { applyClientCurve, readPublicKeyFile, readSecretKeyFile } from '../transport/curve.js';
+import { applyClientCurve, readPublicKeyFile, readSecretKeyFile } from '../../transport/curve.js';
 import { Worker } from '../../worker/worker.js';
 import { logLine } from '../output.js';
 import { startLocalWorkers } from '../local-workers.js';

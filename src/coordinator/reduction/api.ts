@@ -25,7 +25,7 @@
 import type { GanTrainer } from '../../shared/gan/api.js';
 import type { AdamHyperparameters } from '../../shared/gan/adam.js';
 import type { Network, PhaseSpec } from '../../shared/gan/phases.js';
-import type { ReductionSpecWire } from '../../shared/protocol.js';
+import type { Message, OwnerReportMsg, ReductionSpecWire } from '../../shared/protocol.js';
 import type { ContributionCheck } from '../gradient-guard.js';
 import type { StepUpdate, Update } from '../mirror.js';
 
@@ -72,8 +72,17 @@ export interface ReductionContext<T extends GanTrainer = GanTrainer> {
   /** Completed steps of that state. */
   startStep: number;
   hyper: Readonly<AdamHyperparameters>;
-  /** Shard count (sharded). */
+  /** Shard owners as threads of the coordinator (sharded, when `reducers` is 0). */
   shards: number;
+  /** Reducer processes to wait for instead (`distgan reducer`, one per worker host); 0 = threads. */
+  reducers: number;
+  /** How long reducer processes may take to say hello, ms. */
+  joinTimeoutMs: number;
+  version: string;
+  /** CURVE server keys and the authorised client keys, when security is on (owner threads serve with them). */
+  curve?: { publicKey: string; secretKey: string; authorized: string[] };
+  /** Sends a message to a peer of the coordinator's socket (a reducer process). */
+  sendTo(identity: string, msg: Message): Promise<void>;
   /** The coordinator's own bind address; owners bind beside it (sharded). */
   coordinatorBind: string;
   /** Longest wait for an owner's answer, ms. */
@@ -90,8 +99,14 @@ export interface ReductionContext<T extends GanTrainer = GanTrainer> {
 export interface ReductionService<T extends GanTrainer = GanTrainer> {
   readonly name: string;
   readonly mirror: MirrorStore<T>;
-  /** Starts what the reduction runs (owners); before any worker joins. */
+  /** Starts what the reduction runs (owner threads) before the coordinator listens. */
   open(): Promise<void>;
+  /** Settles once every part of the reduction is in place (reducer processes have said hello); workers are welcomed after. */
+  ready(): Promise<void>;
+  /** A message for the reduction (from a reducer process) on the coordinator's socket; false if it is not one. */
+  receive(identity: string, msg: OwnerReportMsg): boolean;
+  /** Who the current phase still waits for inside the reduction (for a deadline message), if anyone. */
+  waitingFor(): string | undefined;
   /** What rank `rank` (ZeroMQ identity `identity`) is told in Welcome about where its gradients go. */
   welcome(rank: number, identity: string): ReductionSpecWire;
   /** Every rank is in (identities by rank): training starts from the mirror's state. */

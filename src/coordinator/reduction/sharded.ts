@@ -2,8 +2,12 @@
  * `sharded`: BytePS-style summation service under the coordinator's control.
  *
  * Each flat gradient is cut into K contiguous shards (shared/reduction/
- * shards.ts). Shard k has an owner (owner.ts), today a thread of the
- * coordinator process with its own ZeroMQ ROUTER (owner-thread.ts). Every
+ * shards.ts). Shard k has an owner (src/reducer/): a thread of the
+ * coordinator process (reducer/thread.ts; the default, on one host), or a
+ * `distgan reducer` process on another host (reducer/process.ts; BytePS
+ * places one per worker host, so that the summation traffic is spread over
+ * every host's link). Either way the owner binds its own ZeroMQ ROUTER and
+ * speaks the same protocol messages (OwnerInit … OwnerNote). Every
  * worker sends shard k of its gradient straight to owner k and gets the
  * averaged shard k back from it, so a worker's traffic per phase is about S
  * out and S in whatever the number of workers, and the summation runs on K
@@ -28,16 +32,15 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
-import { DistganError, NumericError } from '../../shared/errors.js';
+import { DistganError, NumericError, describeError } from '../../shared/errors.js';
 import type { GanTrainer, TrainerState } from '../../shared/gan/api.js';
 import type { Network, PhaseSpec } from '../../shared/gan/phases.js';
-import { EMPTY_F32, type ReductionSpecWire } from '../../shared/protocol.js';
+import { EMPTY_F32, MsgType, PROTOCOL_VERSION, decode, encode, type Message, type OwnerOrderMsg, type OwnerReportMsg, type OwnerStateMsg, type ReductionSpecWire } from '../../shared/protocol.js';
 import { shardBounds } from '../../shared/reduction/shards.js';
+import type { OwnerThreadData } from '../../reducer/thread.js';
 import type { ContributionCheck } from '../gradient-guard.js';
 import type { StepUpdate, Update } from '../mirror.js';
 import type { Contribution, MirrorStore, ReductionContext, ReductionFactory, ReductionService } from './api.js';
-import type { OwnerOrder, OwnerReport, OwnerThreadData } from './owner-thread.js';
-import type { ShardState } from './owner.js';
 import { averageAux } from './star.js';
 
 /** Error code of a failed shard owner. */
@@ -48,9 +51,9 @@ export class ReducerLostError extends DistganError {
 }
 
 /**
- * Where owner k binds, from the coordinator's own address: ipc beside it on
- * one host (3.2 ms against 5.7 ms over tcp loopback for a 4.2 MB round trip,
- * docs/benchmarks.md), a free tcp port on the same interface otherwise.
+ * Where owner thread k binds, from the coordinator's own address: ipc beside
+ * it on one host (3.2 ms against 5.7 ms over tcp loopback for a 4.2 MB round
+ * trip, docs/benchmarks.md), a free tcp port on the same interface otherwise.
  */
 export function ownerBindAddress(coordinatorBind: string, tag: string, k: number): string {
   const tcp = /^tcp:\/\/([^:/]+|\[[^\]]+\]):/.exec(coordinatorBind);
@@ -67,34 +70,33 @@ interface Join {
   problem?: string;
 }
 
-class Owner {
+/** One owner as the coordinator sees it: how to send it orders, and its pending answers. */
+abstract class Owner {
   endpoint = '';
-  private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (r: OwnerReport) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  k = -1;
   closing = false;
-  constructor(
-    readonly k: number,
-    readonly thread: Thread,
-  ) {}
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (r: OwnerReportMsg) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
 
-  send(order: OwnerOrder, transfer?: ArrayBuffer[]): void {
-    this.thread.postMessage(order, transfer);
-  }
+  abstract readonly describe: string;
+  abstract send(order: OwnerOrderMsg): void;
+  /** Tells it to close and waits until it has (or gives up). */
+  abstract close(): Promise<void>;
 
   /** Sends an order that is answered (reduce, gather) and waits for the answer. */
-  ask(make: (id: number) => OwnerOrder, timeoutMs: number, what: string): Promise<OwnerReport> {
+  ask(make: (id: number) => OwnerOrderMsg, timeoutMs: number, what: string): Promise<OwnerReportMsg> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        reject(new ReducerLostError(`shard owner ${this.k} did not answer ${what} within ${(timeoutMs / 1000).toFixed(0)} s`));
+        reject(new ReducerLostError(`${this.describe} did not answer ${what} within ${(timeoutMs / 1000).toFixed(0)} s (--step-timeout)`));
       }, timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
       this.send(make(id));
     });
   }
 
-  answered(id: number, r: OwnerReport): void {
+  answered(id: number, r: OwnerReportMsg): void {
     const w = this.waiting.get(id);
     if (!w) return;
     clearTimeout(w.timer);
@@ -111,117 +113,204 @@ class Owner {
   }
 }
 
+/** An owner in a thread of this process; orders and reports travel as encoded frames over its port. */
+class ThreadOwner extends Owner {
+  constructor(readonly thread: Thread) {
+    super();
+  }
+  get describe(): string {
+    return `shard owner ${this.k} (a thread of the coordinator)`;
+  }
+  send(order: OwnerOrderMsg): void {
+    this.thread.postMessage(encode(order));
+  }
+  close(): Promise<void> {
+    this.closing = true;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => void this.thread.terminate().then(() => resolve()), 5000);
+      this.thread.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.send({ t: MsgType.OwnerClose, reason: 'run over' });
+    });
+  }
+}
+
+/** A `distgan reducer` process; orders go through the coordinator's ROUTER to its identity. */
+class RemoteOwner extends Owner {
+  constructor(
+    readonly identity: string,
+    readonly host: string,
+    readonly pid: number,
+    private readonly sendTo: (identity: string, msg: Message) => Promise<void>,
+  ) {
+    super();
+  }
+  get describe(): string {
+    return `reducer ${this.k} (${this.host} pid ${this.pid})`;
+  }
+  send(order: OwnerOrderMsg): void {
+    void this.sendTo(this.identity, order);
+  }
+  async close(): Promise<void> {
+    this.closing = true;
+    this.send({ t: MsgType.OwnerClose, reason: 'run over' });
+  }
+}
+
 class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
   readonly name = 'sharded';
   readonly mirror: ShardedMirror<T>;
-  private owners: Owner[] = [];
+  private readonly owners: Owner[] = [];
   private readonly tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   private readonly routingIds = new Map<string, string>();
   private key = '';
   private joins: Join[] = [];
   private closed = false;
+  private readonly allReady: Promise<void>;
+  private settleReady!: { resolve: () => void; reject: (e: unknown) => void };
+  private readyTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly ctx: ReductionContext<T>) {
-    if (!Number.isSafeInteger(ctx.shards) || ctx.shards < 1) throw new RangeError(`sharded reduction: ${ctx.shards} shards`);
+    const k = ctx.reducers > 0 ? ctx.reducers : ctx.shards;
+    if (!Number.isSafeInteger(k) || k < 1) throw new RangeError(`sharded reduction: ${k} shards`);
     this.mirror = new ShardedMirror(ctx.trainer, ctx.startStep, this);
+    this.allReady = new Promise<void>((resolve, reject) => (this.settleReady = { resolve, reject }));
+    this.allReady.catch(() => {});
   }
 
-  get shardCount(): number {
-    return this.ctx.shards;
+  private get shardCount(): number {
+    return this.ctx.reducers > 0 ? this.ctx.reducers : this.ctx.shards;
   }
 
   async open(): Promise<void> {
-    const { ctx } = this;
-    const lengths = { d: ctx.trainer.dParamCount, g: ctx.trainer.gParamCount };
-    const phases = ctx.phases.map((p) => ({ name: p.name, network: p.network }));
-    const bound: Array<Promise<void>> = [];
-    for (let k = 0; k < ctx.shards; k++) {
-      const data: OwnerThreadData = {
-        config: { shard: k, shards: ctx.shards, worldSize: ctx.worldSize, phases, lengths, hyper: { ...ctx.hyper } },
-        bind: ownerBindAddress(ctx.coordinatorBind, this.tag, k),
-      };
-      const thread = new Thread(new URL('./owner-thread.js', import.meta.url), { workerData: data });
-      const owner = new Owner(k, thread);
+    if (this.ctx.reducers > 0) return; // reducer processes say hello once the coordinator listens (receive)
+    for (let k = 0; k < this.ctx.shards; k++) {
+      const data: OwnerThreadData = { bind: ownerBindAddress(this.ctx.coordinatorBind, this.tag, k), version: this.ctx.version, ...(this.ctx.curve ? { curve: this.ctx.curve } : {}) };
+      const owner = new ThreadOwner(new Thread(new URL('../../reducer/thread.js', import.meta.url), { workerData: data }));
+      owner.k = k;
       this.owners.push(owner);
-      bound.push(
-        new Promise<void>((resolve, reject) => {
-          thread.on('message', (r: OwnerReport) => {
-            if (r.t === 'bound') {
-              owner.endpoint = r.endpoint;
-              resolve();
-              return;
-            }
-            if (r.t === 'failed') reject(new ReducerLostError(r.message));
-            this.onReport(owner, r);
-          });
-          thread.on('error', (e) => {
-            reject(e);
-            this.ownerLost(owner, `failed: ${e instanceof Error ? e.message : String(e)}`);
-          });
-          thread.on('exit', (code) => {
-            reject(new ReducerLostError(`shard owner ${k} exited (code ${code}) before binding`));
-            if (!owner.closing) this.ownerLost(owner, `exited with code ${code}`);
-          });
-        }),
-      );
+      owner.thread.on('message', (frames: Uint8Array[]) => {
+        let msg: Message;
+        try {
+          msg = decode(frames.map((f) => Buffer.from(f.buffer, f.byteOffset, f.byteLength)));
+        } catch (e) {
+          this.ownerLost(owner, `sent a malformed report: ${describeError(e)}`);
+          return;
+        }
+        this.onReport(owner, msg as OwnerReportMsg);
+      });
+      owner.thread.on('error', (e) => this.ownerLost(owner, `failed: ${describeError(e)}`));
+      owner.thread.on('exit', (code) => {
+        if (!owner.closing) this.ownerLost(owner, `exited with code ${code}`);
+      });
     }
     try {
-      await Promise.all(bound);
+      await this.allReady;
     } catch (e) {
       await this.close();
       throw e;
     }
-    // The start (or resume) state, slice by slice.
-    this.seed(ctx.trainer.getState());
-    ctx.log(`sharded reduction: ${ctx.shards} shard owners (threads) at ${this.owners.map((o) => o.endpoint).join(' ')}`);
   }
 
-  private seed(state: TrainerState): void {
-    const d = shardBounds(this.ctx.trainer.dParamCount, this.ctx.shards);
-    const g = shardBounds(this.ctx.trainer.gParamCount, this.ctx.shards);
-    for (const o of this.owners) {
-      const [dl, dh] = d[o.k]!;
-      const [gl, gh] = g[o.k]!;
-      const slice: ShardState = {
-        step: state.step,
-        dWeights: state.dWeights.slice(dl, dh),
-        dAdamM: state.dAdamM.slice(dl, dh),
-        dAdamV: state.dAdamV.slice(dl, dh),
-        gWeights: state.gWeights.slice(gl, gh),
-        gAdamM: state.gAdamM.slice(gl, gh),
-        gAdamV: state.gAdamV.slice(gl, gh),
-      };
-      o.send({ op: 'state', state: slice });
+  /** Every owner has said hello and been given its shard (reducer processes may take until the join deadline). */
+  ready(): Promise<void> {
+    if (this.ctx.reducers > 0 && !this.readyTimer && this.owners.length < this.ctx.reducers) {
+      this.readyTimer = setTimeout(() => {
+        this.settleReady.reject(new ReducerLostError(`only ${this.owners.length} of ${this.ctx.reducers} reducers (--reducers) said hello within the join deadline (${(this.ctx.joinTimeoutMs / 1000).toFixed(0)} s, --join-timeout); start one \`distgan reducer --connect <this coordinator>\` per worker host`));
+      }, this.ctx.joinTimeoutMs);
+      this.readyTimer.unref();
     }
+    return this.allReady;
+  }
+
+  /** A reducer process's message, from the coordinator's ROUTER. Returns false if it is not for this reduction. */
+  receive(identity: string, msg: OwnerReportMsg): boolean {
+    const known = this.owners.find((o) => o instanceof RemoteOwner && o.identity === identity);
+    if (known) {
+      this.onReport(known, msg);
+      return true;
+    }
+    if (msg.t !== MsgType.OwnerHello) return false;
+    if (this.ctx.reducers === 0 || this.owners.length >= this.ctx.reducers) {
+      this.ctx.dropped(`a reducer from ${msg.host} pid ${msg.pid} said hello, but this run ${this.ctx.reducers === 0 ? 'runs its shard owners as threads (no --reducers)' : `has all its ${this.ctx.reducers} reducers`}`);
+      return true;
+    }
+    if (msg.protocol !== PROTOCOL_VERSION) {
+      this.ctx.dropped(`a reducer from ${msg.host} pid ${msg.pid} speaks protocol ${msg.protocol}, not ${PROTOCOL_VERSION}`);
+      return true;
+    }
+    const owner = new RemoteOwner(identity, msg.host, msg.pid, this.ctx.sendTo);
+    owner.k = this.owners.length;
+    this.owners.push(owner);
+    this.onReport(owner, msg);
+    return true;
+  }
+
+  private hello(owner: Owner, endpoint: string): void {
+    owner.endpoint = endpoint;
+    this.init(owner, this.ctx.trainer.getState());
+    if (this.owners.length === this.shardCount && this.owners.every((o) => o.endpoint !== '')) {
+      if (this.readyTimer) clearTimeout(this.readyTimer);
+      this.ctx.log(`sharded reduction: ${this.shardCount} shard owners at ${this.owners.map((o) => o.endpoint).join(' ')}${this.ctx.reducers > 0 ? ` (${this.owners.map((o) => o.describe).join(', ')})` : ' (threads)'}`);
+      this.settleReady.resolve();
+    }
+  }
+
+  /** Gives an owner its shard and the mirror's slice of `state`. */
+  private init(o: Owner, state: TrainerState): void {
+    const { trainer, hyper } = this.ctx;
+    const [dl, dh] = shardBounds(trainer.dParamCount, this.shardCount)[o.k]!;
+    const [gl, gh] = shardBounds(trainer.gParamCount, this.shardCount)[o.k]!;
+    o.send({
+      t: MsgType.OwnerInit,
+      shard: o.k,
+      shards: this.shardCount,
+      worldSize: this.ctx.worldSize,
+      phases: this.ctx.phases.map((p) => `${p.name}:${p.network}`).join(','),
+      dLength: trainer.dParamCount,
+      gLength: trainer.gParamCount,
+      lr: hyper.lr,
+      beta1: hyper.beta1,
+      beta2: hyper.beta2,
+      epsilon: hyper.epsilon,
+      step: state.step,
+      frames: {
+        dWeights: state.dWeights.subarray(dl, dh),
+        dAdamM: state.dAdamM.subarray(dl, dh),
+        dAdamV: state.dAdamV.subarray(dl, dh),
+        gWeights: state.gWeights.subarray(gl, gh),
+        gAdamM: state.gAdamM.subarray(gl, gh),
+        gAdamV: state.gAdamV.subarray(gl, gh),
+      },
+    });
   }
 
   private ownerLost(owner: Owner, what: string): void {
     if (this.closed || owner.closing) return;
-    const e = new ReducerLostError(`shard owner ${owner.k} (a thread of the coordinator) ${what}`);
+    const e = new ReducerLostError(`${owner.describe} ${what}`);
     owner.failAll(e);
+    this.settleReady.reject(e);
     this.ctx.lost(e.message);
   }
 
-  private onReport(owner: Owner, r: OwnerReport): void {
+  private onReport(owner: Owner, r: OwnerReportMsg): void {
     switch (r.t) {
-      case 'part':
+      case MsgType.OwnerHello:
+        if (owner.endpoint === '') this.hello(owner, r.endpoint);
+        return;
+      case MsgType.OwnerPart:
         this.onPart(owner.k, r);
         return;
-      case 'reduced':
-      case 'state':
+      case MsgType.OwnerReduced:
+      case MsgType.OwnerState:
         owner.answered(r.id, r);
         return;
-      case 'dropped':
-        this.ctx.dropped(`shard owner ${owner.k}: ${r.reason}`);
-        return;
-      case 'unreachable':
-        this.ctx.unreachable(r.rank, `shard owner ${owner.k} cannot reach it: ${r.reason}`);
-        return;
-      case 'failed':
-        this.ownerLost(owner, r.message);
-        return;
-      case 'bound':
-      case 'closed':
+      case MsgType.OwnerNote:
+        if (r.kind === 'dropped') this.ctx.dropped(`${owner.describe}: ${r.message}`);
+        else if (r.kind === 'unreachable') this.ctx.unreachable(r.rank, `${owner.describe} cannot reach it: ${r.message}`);
+        else this.ownerLost(owner, r.message);
         return;
     }
   }
@@ -237,13 +326,13 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
   }
 
   async start(identities: readonly string[]): Promise<void> {
-    const ids = identities.map((identity, rank) => this.welcome(rank, identity).routingId);
-    for (const o of this.owners) o.send({ op: 'members', routingIds: ids });
+    const routingIds = identities.map((identity, rank) => this.welcome(rank, identity).routingId).join(' ');
+    for (const o of this.owners) o.send({ t: MsgType.OwnerMembers, routingIds });
   }
 
   expect(step: number, phase: string): void {
     this.key = `${step}/${phase}`;
-    this.joins = Array.from({ length: this.ctx.worldSize }, () => ({ sumSq: new Array<number | undefined>(this.ctx.shards).fill(undefined) }));
+    this.joins = Array.from({ length: this.ctx.worldSize }, () => ({ sumSq: new Array<number | undefined>(this.shardCount).fill(undefined) }));
   }
 
   inspect(rank: number, result: { step: number; phase: string; grad: Float32Array; aux: Float32Array }, done: (check: ContributionCheck) => void): void {
@@ -266,12 +355,12 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
     this.tryJudge(rank);
   }
 
-  private onPart(k: number, r: Extract<OwnerReport, { t: 'part' }>): void {
+  private onPart(k: number, r: Extract<OwnerReportMsg, { t: MsgType.OwnerPart }>): void {
     if (`${r.step}/${r.phase}` !== this.key) return; // for a phase already over
     const j = this.joins[r.rank];
     if (!j || j.sumSq[k] !== undefined) return;
     j.sumSq[k] = r.sumSq;
-    if (r.problem !== undefined && j.problem === undefined) j.problem = `${r.problem} (shard ${k})`;
+    if (r.problem !== '' && j.problem === undefined) j.problem = `${r.problem} (shard ${k})`;
     this.tryJudge(r.rank);
   }
 
@@ -290,52 +379,50 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
     done({ norm: Math.sqrt(sumSq) / this.ctx.shares[rank]! });
   }
 
+  /** Owners that have not reported every rank of the current phase, for a deadline message. */
+  waitingFor(): string | undefined {
+    const missing = this.owners.filter((o) => this.joins.some((j) => j.sumSq[o.k] === undefined));
+    return missing.length ? missing.map((o) => o.describe).join(', ') : undefined;
+  }
+
   async reduce(step: number, phase: PhaseSpec, parts: readonly Contribution[], accumulate: boolean, pending: Update | undefined): Promise<Update> {
     const aux = averageAux(parts, this.ctx.shares);
-    const answers = await Promise.all(this.owners.map((o) => o.ask((id) => ({ op: 'reduce', id, step, phase: phase.name, accumulate }), this.ctx.answerTimeoutMs, `the ${phase.name.toUpperCase()} reduction of step ${step}`)));
+    const answers = await Promise.all(this.owners.map((o) => o.ask((id) => ({ t: MsgType.OwnerReduce, id, step, phase: phase.name, accumulate }), this.ctx.answerTimeoutMs, `the ${phase.name.toUpperCase()} reduction of step ${step}`)));
     for (const a of answers) {
-      if (a.t === 'reduced' && a.problem !== undefined) throw new NumericError(a.problem);
+      if (a.t === MsgType.OwnerReduced && a.problem !== '') throw new NumericError(a.problem);
     }
     return { grad: EMPTY_F32, aux: accumulate && pending && aux.length === 0 ? pending.aux : aux };
   }
 
   carry(step: number, network: Network): void {
-    for (const o of this.owners) o.send({ op: 'publish', step, network });
+    for (const o of this.owners) o.send({ t: MsgType.OwnerPublish, step, network });
   }
 
   discard(): void {
-    for (const o of this.owners) o.send({ op: 'discard' });
+    for (const o of this.owners) o.send({ t: MsgType.OwnerDiscard });
   }
 
   commit(step: number, order: Array<{ network: Network; skip: boolean }>): void {
-    for (const o of this.owners) o.send({ op: 'commit', step, order });
+    const text = order.map((u) => `${u.skip ? '-' : ''}${u.network}`).join(',');
+    for (const o of this.owners) o.send({ t: MsgType.OwnerCommit, step, order: text });
   }
 
   /** Every owner's slice, once every order sent before has been carried out. */
-  async gather(): Promise<ShardState[]> {
-    const answers = await Promise.all(this.owners.map((o) => o.ask((id) => ({ op: 'gather', id }), this.ctx.answerTimeoutMs, 'a request for its mirror slice')));
-    return answers.map((a) => (a as Extract<OwnerReport, { t: 'state' }>).state);
+  async gather(): Promise<OwnerStateMsg[]> {
+    const answers = await Promise.all(this.owners.map((o) => o.ask((id) => ({ t: MsgType.OwnerGather, id }), this.ctx.answerTimeoutMs, 'a request for its mirror slice')));
+    return answers as OwnerStateMsg[];
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.settleReady.reject(new ReducerLostError('the reduction closed'));
     await Promise.all(
-      this.owners.map(
-        (o) =>
-          new Promise<void>((resolve) => {
-            o.closing = true;
-            o.failAll(new ReducerLostError('the reduction is closing'));
-            const timer = setTimeout(() => {
-              void o.thread.terminate().then(() => resolve());
-            }, 5000);
-            o.thread.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            o.send({ op: 'close' });
-          }),
-      ),
+      this.owners.map((o) => {
+        o.failAll(new ReducerLostError('the reduction is closing'));
+        return o.close();
+      }),
     );
   }
 }
@@ -377,10 +464,13 @@ class ShardedMirror<T extends GanTrainer> implements MirrorStore<T> {
 
   async current(): Promise<T> {
     if (this.gatheredAt === this.held) return this.trainer;
-    const slices = await this.service.gather();
+    const answers = await this.service.gather();
+    const slices = answers.map((m) => m.frames);
     const { trainer } = this;
+    const steps = new Set(answers.map((m) => m.step));
+    if (steps.size !== 1) throw new ReducerLostError(`the shard owners hold different steps (${[...steps].join(', ')})`);
     const state: TrainerState = {
-      step: slices[0]!.step,
+      step: [...steps][0]!,
       dWeights: concat(slices.map((s) => s.dWeights), trainer.dParamCount),
       dAdamM: concat(slices.map((s) => s.dAdamM), trainer.dParamCount),
       dAdamV: concat(slices.map((s) => s.dAdamV), trainer.dParamCount),

@@ -96,6 +96,15 @@ class StarReduction<T extends GanTrainer> implements ReductionService<T> {
     this.mirror = new LocalMirror(ctx.trainer, ctx.startStep);
   }
   async open(): Promise<void> {}
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+  receive(): boolean {
+    return false;
+  }
+  waitingFor(): undefined {
+    return undefined;
+  }
   welcome(): { kind: 'star'; endpoints: string; routingId: string } {
     return { kind: 'star', endpoints: '', routingId: '' };
   }

@@ -6,7 +6,7 @@
  * Pure string checks: nothing here opens a socket.
  */
 import { isIP } from 'node:net';
-import { ConfigError } from '../../shared/errors.js';
+import { ConfigError } from '../shared/errors.js';
 
 /**
  * Where `distgan launch` listens: loopback only (its workers are local), on a

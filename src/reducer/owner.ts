@@ -1,7 +1,8 @@
 /**
- * One shard owner of the sharded reduction (sharded.ts), without any I/O:
- * the owner thread (owner-thread.ts) feeds it the parts that arrive on its
- * socket and the coordinator's orders, and sends what it returns.
+ * One shard owner of the sharded reduction (coordinator/reduction/
+ * sharded.ts), without any I/O: its host (host.ts, in a thread of the
+ * coordinator or in a `distgan reducer` process) feeds it the parts that
+ * arrive on its socket and the coordinator's orders, and sends what it returns.
  *
  * For its contiguous slice [lo, hi) of each network's flat gradient it
  *  - sums the ranks' parts of a phase in rank order, adding rank r as soon as
@@ -19,9 +20,9 @@
  *    an update Adam would refuse is refused at `reduce`, before anything is
  *    published or applied.
  */
-import { Adam, type AdamHyperparameters } from '../../shared/gan/adam.js';
-import type { Network } from '../../shared/gan/phases.js';
-import { shardBounds } from '../../shared/reduction/shards.js';
+import { Adam, type AdamHyperparameters } from '../shared/gan/adam.js';
+import type { Network } from '../shared/gan/phases.js';
+import { shardBounds } from '../shared/reduction/shards.js';
 
 export interface OwnerConfig {
   /** This owner's shard index k and the shard count K. */

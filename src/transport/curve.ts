@@ -44,7 +44,7 @@ import { randomBytes, createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdir, open, link, unlink, readFile, readdir, stat, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as zmq from 'zeromq';
-import { ConfigError, KeyError } from '../../shared/errors.js';
+import { ConfigError, KeyError } from '../shared/errors.js';
 
 /** A CURVE key pair, both halves as 40-character Z85 strings. */
 export interface KeyPair {

@@ -56,8 +56,8 @@
  * the variable (or flag) and the value.
  */
 import { isIP } from 'node:net';
-import { ConfigError } from '../../shared/errors.js';
-import { parseGpuList } from '../../shared/compute/backends.js';
+import { ConfigError } from '../shared/errors.js';
+import { parseGpuList } from '../shared/compute/backends.js';
 
 export interface PlacementFlags {
   /** --rank: 0-based rank of this worker. */
