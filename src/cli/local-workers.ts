@@ -58,6 +58,8 @@ export interface LocalWorker {
 export interface LocalWorkerOptions {
   /** The coordinator's endpoint (--connect). */
   connect: string;
+  /** What each process runs: `distgan worker` (default), or `distgan reducer` (a shard owner of a sharded reduction; no rank, backend or GPU). */
+  role?: 'worker' | 'reducer';
   /** --backend of every worker. */
   backend: BackendRequest;
   /** --join-timeout of every worker, in seconds. */
@@ -112,8 +114,11 @@ export function startLocalWorkers(opts: LocalWorkerOptions): LocalWorkerGroup {
   const exits: Promise<void>[] = [];
   for (let index = 0; index < opts.count; index++) {
     const rank = opts.firstRank === undefined ? undefined : opts.firstRank + index;
-    const args = [CLI_BIN, 'worker', '--connect', opts.connect, '--backend', opts.backend, '--join-timeout', String(opts.joinTimeoutS)];
-    if (rank !== undefined) args.push('--rank', String(rank));
+    const args =
+      opts.role === 'reducer'
+        ? [CLI_BIN, 'reducer', '--connect', opts.connect, '--idle-timeout', String(Math.max(opts.joinTimeoutS, 600))]
+        : [CLI_BIN, 'worker', '--connect', opts.connect, '--backend', opts.backend, '--join-timeout', String(opts.joinTimeoutS)];
+    if (rank !== undefined && opts.role !== 'reducer') args.push('--rank', String(rank));
     const env: NodeJS.ProcessEnv = { ...vk.env, [LAUNCHED_VAR]: '1' };
     const device = devices?.[index];
     if (device !== undefined) {

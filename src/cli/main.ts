@@ -14,13 +14,14 @@ import { register as keygen } from './commands/keygen.js';
 import { register as prepare } from './commands/prepare.js';
 import { register as bench } from './commands/bench.js';
 import { register as report } from './commands/report.js';
+import { register as reducer } from './commands/reducer.js';
 
 export function buildProgram(): Command {
   const program = new Command('distgan')
     .description('distributed GAN training: a ZeroMQ coordinator, one worker per GPU or core, Prometheus metrics')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)');
-  for (const register of [launch, coordinator, worker, sample, keygen, prepare, bench, report]) register(program);
+  for (const register of [launch, coordinator, worker, reducer, sample, keygen, prepare, bench, report]) register(program);
   // Every subcommand reports usage errors the same way: exit 2, no stack trace.
   const exitOverride = (c: Command): void => {
     c.exitOverride();

@@ -252,6 +252,11 @@ export class Coordinator {
     this.enqueue({ type: 'worker-exited', rank, description });
   }
 
+  /** Launch calls this when a local reducer process (a shard owner) exits. */
+  reducerExited(description: string): void {
+    this.enqueue({ type: 'crash', error: new DistganError('DISTGAN_E_REDUCER_LOST', `${description} before the run ended`) });
+  }
+
   /** A peer failed CURVE authentication (reported by the ZAP handler); `peer` is its address. */
   peerRejected(reason: string, peer: string): void {
     this.rejected(peer, printable(reason, 500));

@@ -72,8 +72,8 @@
  * Between the coordinator and its shard owners (a thread's message port, or
  * a reducer process's DEALER to the coordinator's ROUTER; same messages):
  *
- *   OwnerHello (30)  owner → coordinator: ready; workers reach it at endpoint
- *     header  protocol:int≥0 version:str host:str pid:int≥0 endpoint:str+
+ *   OwnerHello (30)  owner → coordinator: ready to own a shard
+ *     header  protocol:int≥0 version:str host:str pid:int≥0
  *     frames  —
  *   OwnerInit (31)  coordinator → owner: its shard, the run's shape, its slice of the mirror
  *     header  shard:int≥0 shards:int≥1 worldSize:int≥1 phases:str+ dLength:int≥0 gLength:int≥0 lr:num>0 beta1:num≥0 beta2:num≥0 epsilon:num≥0 step:int≥0
@@ -110,6 +110,9 @@
  *     frames  dWeights:f32 dAdamM:f32 dAdamV:f32 gWeights:f32 gAdamM:f32 gAdamV:f32
  *   OwnerNote (43)  owner → coordinator: a dropped part, an unreachable rank, a failure
  *     header  kind:(dropped|unreachable|failed) rank:int≥-1 message:str
+ *     frames  —
+ *   OwnerBound (44)  owner → coordinator: initialised; workers reach it at endpoint
+ *     header  endpoint:str+
  *     frames  —
  *
  *   RunSpec  (Welcome.run)
@@ -182,7 +185,7 @@ export enum MsgType {
   ShardPush = 20,
   /** shard owner → worker (sharded reduction): the averaged shard of an update, to apply. */
   ShardAverage = 21,
-  /** shard owner → coordinator: ready to own a shard; workers reach it at `endpoint`. */
+  /** shard owner → coordinator: ready to own a shard. */
   OwnerHello = 30,
   /** coordinator → shard owner: its shard, the run's shape and the mirror's slice to start from. */
   OwnerInit = 31,
@@ -208,6 +211,8 @@ export enum MsgType {
   OwnerState = 42,
   /** shard owner → coordinator: something the coordinator should count or act on. */
   OwnerNote = 43,
+  /** shard owner → coordinator: initialised and listening; workers reach it at `endpoint`. */
+  OwnerBound = 44,
 }
 
 export type Dtype = 'f32' | 'i32';
@@ -427,7 +432,7 @@ export const SCHEMA = {
       frames: { grad: 'f32' },
     },
   ),
-  [MsgType.OwnerHello]: msg({ protocol: int(0), version: str, host: str, pid: int(0), endpoint: nonEmptyStr }),
+  [MsgType.OwnerHello]: msg({ protocol: int(0), version: str, host: str, pid: int(0) }),
   [MsgType.OwnerInit]: msg(
     {
       shard: int(0),
@@ -459,6 +464,7 @@ export const SCHEMA = {
   [MsgType.OwnerReduced]: msg({ id: int(0), problem: str }),
   [MsgType.OwnerState]: msg({ id: int(0), step }, { frames: f32Frames(SHARD_STATE_ARRAYS) }),
   [MsgType.OwnerNote]: msg({ kind: oneOf(['dropped', 'unreachable', 'failed'] as const), rank: int(-1), message: str }),
+  [MsgType.OwnerBound]: msg({ endpoint: nonEmptyStr }),
 } as const;
 deepFreeze(SCHEMA);
 
@@ -527,12 +533,12 @@ export type OwnerStateMsg = MessageOf<MsgType.OwnerState>;
 /** One message type per member of the union T. */
 type MessagesOf<T extends MsgType> = T extends MsgType ? MessageOf<T> : never;
 /** A message a shard owner sends the coordinator. */
-export type OwnerReportMsg = MessagesOf<MsgType.OwnerHello | MsgType.OwnerPart | MsgType.OwnerReduced | MsgType.OwnerState | MsgType.OwnerNote>;
+export type OwnerReportMsg = MessagesOf<MsgType.OwnerHello | MsgType.OwnerBound | MsgType.OwnerPart | MsgType.OwnerReduced | MsgType.OwnerState | MsgType.OwnerNote>;
 /** An order the coordinator sends a shard owner. */
 export type OwnerOrderMsg = MessagesOf<
   MsgType.OwnerInit | MsgType.OwnerMembers | MsgType.OwnerReduce | MsgType.OwnerPublish | MsgType.OwnerDiscard | MsgType.OwnerCommit | MsgType.OwnerGather | MsgType.OwnerClose
 >;
-export const OWNER_REPORT_TYPES: ReadonlySet<MsgType> = new Set([MsgType.OwnerHello, MsgType.OwnerPart, MsgType.OwnerReduced, MsgType.OwnerState, MsgType.OwnerNote]);
+export const OWNER_REPORT_TYPES: ReadonlySet<MsgType> = new Set([MsgType.OwnerHello, MsgType.OwnerBound, MsgType.OwnerPart, MsgType.OwnerReduced, MsgType.OwnerState, MsgType.OwnerNote]);
 
 export type Message = { [T in MsgType]: MessageOf<T> }[MsgType];
 

@@ -381,7 +381,9 @@ export class HostileMessages {
       case MsgType.ShardAverage:
         return { t: type, step, network: r.pick(['d', 'g'] as const), shard: r.int(0, 3), frames: { grad: f32(r.int(0, 32)) } };
       case MsgType.OwnerHello:
-        return { t: type, protocol: PROTOCOL_VERSION, version: '0.1.0', host: r.ascii(8), pid: r.int(1, 99999), endpoint: 'tcp://127.0.0.1:1' };
+        return { t: type, protocol: PROTOCOL_VERSION, version: '0.1.0', host: r.ascii(8), pid: r.int(1, 99999) };
+      case MsgType.OwnerBound:
+        return { t: type, endpoint: 'tcp://127.0.0.1:1' };
       case MsgType.OwnerInit: {
         const z = (): Float32Array => f32(r.int(0, 8));
         return { t: type, shard: r.int(0, 3), shards: r.int(1, 4), worldSize: r.int(1, 8), phases: 'd:d,g:g', dLength: r.int(0, 64), gLength: r.int(0, 64), lr: 0.001, beta1: 0.5, beta2: 0.999, epsilon: 1e-8, step, frames: { dWeights: z(), dAdamM: z(), dAdamV: z(), gWeights: z(), gAdamM: z(), gAdamV: z() } };

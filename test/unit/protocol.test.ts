@@ -86,7 +86,8 @@ const samples = (): { [T in MsgType]: MessageOf<T> } => ({
   [MsgType.Error]: { t: MsgType.Error, code: 'DISTGAN_E_INTERNAL', message: 'boom' },
   [MsgType.ShardPush]: { t: MsgType.ShardPush, step: 7, phase: 'd', rank: 1, shard: 0, frames: { grad: f32(0.1, -0.2) } },
   [MsgType.ShardAverage]: { t: MsgType.ShardAverage, step: 7, network: 'g', shard: 1, frames: { grad: f32(0.5) } },
-  [MsgType.OwnerHello]: { t: MsgType.OwnerHello, protocol: PROTOCOL_VERSION, version: '0.1.0', host: 'node-2', pid: 77, endpoint: 'tcp://10.0.0.2:40001' },
+  [MsgType.OwnerHello]: { t: MsgType.OwnerHello, protocol: PROTOCOL_VERSION, version: '0.1.0', host: 'node-2', pid: 77 },
+  [MsgType.OwnerBound]: { t: MsgType.OwnerBound, endpoint: 'tcp://10.0.0.2:40001' },
   [MsgType.OwnerInit]: {
     t: MsgType.OwnerInit,
     shard: 1,

@@ -80,7 +80,23 @@ export function register(program: Command): void {
     // Once the run has ended, workers exiting is expected and no longer reported.
     let finished = false;
     let group: LocalWorkerGroup;
+    // --reducers N: the shard owners as local `distgan reducer` processes (on one host, threads are the default and cheaper).
+    let reducers: LocalWorkerGroup | undefined;
     try {
+      if (config.reducers > 0) {
+        reducers = startLocalWorkers({
+          role: 'reducer',
+          connect: host.endpoint,
+          backend: config.backend,
+          joinTimeoutS: config.joinTimeout,
+          count: config.reducers,
+          output: (line, w) => host.printLine(line, `reducer ${w.index}`),
+          detached: true,
+          onExit: (w) => {
+            if (!finished) host.coordinator.reducerExited(`reducer process ${w.index} (pid ${w.pid ?? '?'}) ${w.how}`);
+          },
+        });
+      }
       group = startLocalWorkers({
         connect: host.endpoint,
         backend: config.backend,
@@ -98,6 +114,7 @@ export function register(program: Command): void {
         log: (line) => host.printLine(`distgan: ${line}`),
       });
     } catch (e) {
+      await reducers?.stop(1000);
       await host.close();
       throw e;
     }
@@ -112,6 +129,7 @@ export function register(program: Command): void {
     } catch (e) {
       finished = true;
       await group.stop(5000);
+      await reducers?.stop(5000);
       await host.close();
       // A worker that exited 2 refused its input (backend, dataset, flags): so does launch.
       const refused = group.workers.find((w) => w.code === 2);
@@ -125,6 +143,7 @@ export function register(program: Command): void {
       process.off('SIGTERM', onSignal);
     }
     await group.stop(15000);
+    await reducers?.stop(15000);
     await host.close();
   });
 }

@@ -148,7 +148,7 @@ class RemoteOwner extends Owner {
     super();
   }
   get describe(): string {
-    return `reducer ${this.k} (${this.host} pid ${this.pid})`;
+    return `the reducer of shard ${this.k} (${this.host} pid ${this.pid})`;
   }
   send(order: OwnerOrderMsg): void {
     void this.sendTo(this.identity, order);
@@ -248,9 +248,8 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
     return true;
   }
 
-  private hello(owner: Owner, endpoint: string): void {
+  private bound(owner: Owner, endpoint: string): void {
     owner.endpoint = endpoint;
-    this.init(owner, this.ctx.trainer.getState());
     if (this.owners.length === this.shardCount && this.owners.every((o) => o.endpoint !== '')) {
       if (this.readyTimer) clearTimeout(this.readyTimer);
       this.ctx.log(`sharded reduction: ${this.shardCount} shard owners at ${this.owners.map((o) => o.endpoint).join(' ')}${this.ctx.reducers > 0 ? ` (${this.owners.map((o) => o.describe).join(', ')})` : ' (threads)'}`);
@@ -298,7 +297,10 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
   private onReport(owner: Owner, r: OwnerReportMsg): void {
     switch (r.t) {
       case MsgType.OwnerHello:
-        if (owner.endpoint === '') this.hello(owner, r.endpoint);
+        this.init(owner, this.ctx.trainer.getState());
+        return;
+      case MsgType.OwnerBound:
+        if (owner.endpoint === '') this.bound(owner, r.endpoint);
         return;
       case MsgType.OwnerPart:
         this.onPart(owner.k, r);
