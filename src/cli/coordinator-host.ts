@@ -72,6 +72,8 @@ export async function hostRun(opts: {
   bindFlag?: string;
   log: (line: string) => void;
   configureSocket?: (router: Router) => Promise<void>;
+  /** The CURVE settings as data, for the shard-owner threads of a sharded reduction. */
+  curve?: { publicKey: string; secretKey: string; authorized: string[] };
   extraObservers?: RunObserver[];
 }): Promise<HostedRun> {
   const { config } = opts;
@@ -129,6 +131,7 @@ export async function hostRun(opts: {
     version: VERSION,
     log,
     ...(opts.configureSocket ? { configureSocket: opts.configureSocket } : {}),
+    ...(opts.curve ? { curve: opts.curve } : {}),
   });
   let server: { url: string; close(): Promise<void> } | undefined;
   let endpoint: string;

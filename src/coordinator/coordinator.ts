@@ -366,6 +366,10 @@ export class Coordinator {
 
   private async handle(ev: Event): Promise<void> {
     if (this.closed) return;
+    if (ev.type === 'tick') {
+      const inside = this.reducer.inside();
+      if (inside) ev = { ...ev, inside };
+    }
     const t = machineStep(this.state, ev, this.now());
     this.state = t.state;
     for (const a of t.actions) await this.execute(a);
@@ -634,8 +638,6 @@ export class Coordinator {
   }
 
   private async abort(error: DistganError, lostRank?: number): Promise<void> {
-    const inside = this.reducer.waitingFor();
-    if (inside && error.code === 'DISTGAN_E_WORKER_FAILED') this.opts.log(`the phase was also still waiting for ${inside}`);
     if (lostRank !== undefined && lostRank >= 0) this.fanout.workerLost(lostRank, error.message);
     this.opts.log(`stopping: ${error.message}`);
     await this.stopAll(error.message, true);

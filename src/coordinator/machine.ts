@@ -40,7 +40,7 @@
  * Norms of accepted phases feed the per-phase history the next ones are judged by.
  */
 import { PROTOCOL_VERSION, type HelloMsg, type ReadyMsg } from '../shared/protocol.js';
-import { DeadlineError, DistganError, InterruptedError, JoinRefusedError, NumericError, ReplicaDivergedError, WorkerFailedError } from '../shared/errors.js';
+import { DeadlineError, DistganError, InterruptedError, JoinRefusedError, NumericError, ReducerLostError, ReplicaDivergedError, WorkerFailedError } from '../shared/errors.js';
 import { judge, remember, type ContributionCheck, type GuardOptions } from './gradient-guard.js';
 import { phasesDue, type PhaseSpec } from '../shared/gan/phases.js';
 import type { Member, MembershipPolicy, MembershipView } from './membership/api.js';
@@ -123,7 +123,13 @@ export type Event =
   | { type: 'interrupt'; signal: string }
   /** Executing an action threw: the run fails through the same path as any other failure. */
   | { type: 'crash'; error: DistganError }
-  | { type: 'tick' };
+  /**
+   * The clock moved. `inside`: with a sharded reduction, the ranks whose
+   * answer to the current phase has arrived but is still waiting for shard
+   * owners to report their parts, and which owners those are; at a deadline
+   * the owners are blamed for those ranks, not the ranks.
+   */
+  | { type: 'tick'; inside?: { ranks: readonly number[]; owners: string } };
 
 export type Action =
   | { type: 'welcome'; identity: string; rank: number }
@@ -433,7 +439,7 @@ function onFinished(state: MachineState, ev: Extract<Event, { type: 'finished' }
   };
 }
 
-function onTick(state: MachineState, now: number): Transition {
+function onTick(state: MachineState, now: number, inside?: { ranks: readonly number[]; owners: string }): Transition {
   if (now < state.deadline) {
     if (state.phase !== 'joining' || now - state.probedAt < JOIN_PROBE_MS) return { state, actions: [] };
     const probes: Action[] = state.members.filter((m): m is Member => m !== undefined).map((m) => ({ type: 'welcome', identity: m.identity, rank: m.rank }));
@@ -451,10 +457,16 @@ function onTick(state: MachineState, now: number): Transition {
   }
   if (state.phase === 'training' || state.phase === 'finishing') {
     const what = state.phase === 'finishing' ? 'the final update' : `the ${state.stepPhase.toUpperCase()} phase of step ${state.step}`;
-    const lost = state.awaiting[0];
+    const held = inside && inside.ranks.length > 0 ? inside : undefined;
+    const stragglers = held ? state.awaiting.filter((r) => !held.ranks.includes(r)) : state.awaiting;
+    if (held && stragglers.length === 0) {
+      return fail(state, new ReducerLostError(`every rank answered ${what}, but ${held.owners} did not report their parts within ${secs(state.opts.stepTimeoutMs)} (--step-timeout): lost or stalled`));
+    }
+    const lost = stragglers[0];
+    const also = held ? `; ${held.owners} also had not reported` : '';
     return fail(
       state,
-      new WorkerFailedError(lost ?? -1, `${describeMissing(state, state.awaiting)} did not answer ${what} within ${secs(state.opts.stepTimeoutMs)} (--step-timeout): lost or stalled`),
+      new WorkerFailedError(lost ?? -1, `${describeMissing(state, stragglers)} did not answer ${what} within ${secs(state.opts.stepTimeoutMs)} (--step-timeout): lost or stalled${also}`),
       lost,
     );
   }
@@ -495,6 +507,6 @@ export function step(state: MachineState, event: Event, now: number): Transition
     case 'crash':
       return fail(state, event.error);
     case 'tick':
-      return onTick(state, now);
+      return onTick(state, now, event.inside);
   }
 }

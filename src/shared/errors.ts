@@ -120,6 +120,13 @@ export class BindError extends DistganError {
   }
 }
 
+/** A shard owner of a sharded reduction (a thread or a `distgan reducer` process) failed, exited or went silent. */
+export class ReducerLostError extends DistganError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('DISTGAN_E_REDUCER_LOST', message, options);
+  }
+}
+
 /** Every stable code, so tests can check that docs/errors.md documents each one. */
 export const ERROR_CODES = [
   'DISTGAN_E_CONFIG',

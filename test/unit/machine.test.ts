@@ -108,6 +108,28 @@ test('a silent rank fails the run at the step deadline, naming it', () => {
   assert.equal(step(state, { type: 'tick' }, 99_999).actions.length, 0, 'a failed machine does nothing more');
 });
 
+test('sharded: at the deadline, shard owners that hold answered ranks back are blamed, not those ranks', () => {
+  // Both ranks answered; the owners never reported rank 1's parts: the owner is named.
+  const inside = { ranks: [1], owners: 'the reducer of shard 1 (h2 pid 7)' };
+  const all = drive([
+    ...joinBoth,
+    [{ type: 'result', identity: 'a', phase: 'd', step: 0, check: OK }, 100],
+    [{ type: 'tick', inside }, 5_010],
+  ]).actions.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>;
+  assert.equal(all.error.code, 'DISTGAN_E_REDUCER_LOST');
+  assert.match(all.error.message, /every rank answered the D phase of step 0, but the reducer of shard 1 \(h2 pid 7\) did not report their parts within 5 s/);
+  assert.equal(all.lostRank, undefined, 'no rank is blamed');
+  // Rank 1 never answered and rank 0 waits on an owner (the owner lives on rank 1's lost host): rank 1 is named, the owner noted.
+  const one = drive([
+    ...joinBoth,
+    [{ type: 'tick', inside: { ranks: [0], owners: 'the reducer of shard 1 (h2 pid 7)' } }, 5_010],
+  ]).actions.find((a) => a.type === 'fail') as Extract<Action, { type: 'fail' }>;
+  assert.equal(one.error.code, 'DISTGAN_E_WORKER_FAILED');
+  assert.equal(one.lostRank, 1);
+  assert.match(one.error.message, /^rank 1 \(h pid 99\) did not answer .*; the reducer of shard 1 \(h2 pid 7\) also had not reported$/);
+  assert.doesNotMatch(one.error.message, /rank 0/);
+});
+
 test('the join deadline says how many workers are missing', () => {
   const { actions } = drive([
     [{ type: 'hello', identity: 'a', msg: hello() }, 1],

@@ -92,6 +92,7 @@ export function register(program: Command): void {
       return;
     }
     let configureSocket: ((r: Router) => Promise<void>) | undefined;
+    let curve: { publicKey: string; secretKey: string; authorized: string[] } | undefined;
     let zap: { close(): Promise<void> } | undefined;
     let host: Awaited<ReturnType<typeof hostRun>> | undefined;
     // Counted and printed by the coordinator within its per-peer log budget once it
@@ -104,6 +105,10 @@ export function register(program: Command): void {
     if (o.curveSecretKey && o.authorizedKeys) {
       const keys = await readSecretKeyFile(o.curveSecretKey);
       const authorized = await readAuthorizedKeys(o.authorizedKeys);
+      // Shard-owner threads serve the workers with the same keys (sharded reduction).
+      curve = { publicKey: keys.publicKey, secretKey: keys.secretKey, authorized: [...authorized.keys()] };
+      // Reducer processes (--reducers) hold the coordinator's key pair and authenticate with it.
+      if (config.reducers > 0) authorized.set(keys.publicKey, 'reducer');
       zap = await startZapHandler({
         authorized,
         // Printed by the coordinator within its per-peer log budget (a stranger can fail handshakes in a loop).
@@ -118,7 +123,7 @@ export function register(program: Command): void {
     } else if (!isLoopbackEndpoint(o.bind)) {
       logLine(`WARNING: ${o.bind} is not a loopback address and CURVE is off: anyone who can reach this port can join the run and read its weights. Use --curve-secret-key and --authorized-keys (see docs/multi-node.md).`);
     }
-    host = await hostRun({ config, ...(resumeFrom ? { resumeFrom } : {}), worldSize, bind: o.bind, ...(o.bindFlag ? { bindFlag: o.bindFlag } : {}), log: logLine, ...(configureSocket ? { configureSocket } : {}) });
+    host = await hostRun({ config, ...(resumeFrom ? { resumeFrom } : {}), worldSize, bind: o.bind, ...(o.bindFlag ? { bindFlag: o.bindFlag } : {}), log: logLine, ...(configureSocket ? { configureSocket } : {}), ...(curve ? { curve } : {}) });
     const hosted = host;
     // SIGINT/SIGTERM (Ctrl-C, scancel, scontrol requeue, Kubernetes) and SIGUSR1
     // (Slurm's `--signal=B:USR1@60` notice, forwarded by deploy/slurm/distgan.sbatch)

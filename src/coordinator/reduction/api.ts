@@ -105,8 +105,8 @@ export interface ReductionService<T extends GanTrainer = GanTrainer> {
   ready(): Promise<void>;
   /** A message for the reduction (from a reducer process) on the coordinator's socket; false if it is not one. */
   receive(identity: string, msg: OwnerReportMsg): boolean;
-  /** Who the current phase still waits for inside the reduction (for a deadline message), if anyone. */
-  waitingFor(): string | undefined;
+  /** Ranks whose answer arrived but waits inside the reduction, and for whom (the machine blames those at a deadline). */
+  inside(): { ranks: number[]; owners: string } | undefined;
   /** What rank `rank` (ZeroMQ identity `identity`) is told in Welcome about where its gradients go. */
   welcome(rank: number, identity: string): ReductionSpecWire;
   /** Every rank is in (identities by rank): training starts from the mirror's state. */

@@ -32,7 +32,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
-import { DistganError, NumericError, describeError } from '../../shared/errors.js';
+import { NumericError, ReducerLostError, describeError } from '../../shared/errors.js';
 import type { GanTrainer, TrainerState } from '../../shared/gan/api.js';
 import type { Network, PhaseSpec } from '../../shared/gan/phases.js';
 import { EMPTY_F32, MsgType, PROTOCOL_VERSION, decode, encode, type Message, type OwnerOrderMsg, type OwnerReportMsg, type OwnerStateMsg, type ReductionSpecWire } from '../../shared/protocol.js';
@@ -42,13 +42,6 @@ import type { ContributionCheck } from '../gradient-guard.js';
 import type { StepUpdate, Update } from '../mirror.js';
 import type { Contribution, MirrorStore, ReductionContext, ReductionFactory, ReductionService } from './api.js';
 import { averageAux } from './star.js';
-
-/** Error code of a failed shard owner. */
-export class ReducerLostError extends DistganError {
-  constructor(message: string) {
-    super('DISTGAN_E_REDUCER_LOST', message);
-  }
-}
 
 /**
  * Where owner thread k binds, from the coordinator's own address: ipc beside
@@ -63,7 +56,9 @@ export function ownerBindAddress(coordinatorBind: string, tag: string, k: number
 }
 
 interface Join {
+  /** Called with the rank's check once every owner has reported its part (set when its answer arrives). */
   done?: (check: ContributionCheck) => void;
+  judged?: boolean;
   auxProblem?: string;
   /** Sum of squares reported by each owner, by shard (summed in shard order). */
   sumSq: Array<number | undefined>;
@@ -368,9 +363,9 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
 
   private tryJudge(rank: number): void {
     const j = this.joins[rank]!;
-    if (!j.done || j.sumSq.some((x) => x === undefined)) return;
+    if (!j.done || j.judged || j.sumSq.some((x) => x === undefined)) return;
     const done = j.done;
-    j.done = () => {}; // judged once
+    j.judged = true;
     const problem = j.problem ?? j.auxProblem;
     if (problem !== undefined) {
       done({ norm: NaN, problem });
@@ -381,10 +376,15 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
     done({ norm: Math.sqrt(sumSq) / this.ctx.shares[rank]! });
   }
 
-  /** Owners that have not reported every rank of the current phase, for a deadline message. */
-  waitingFor(): string | undefined {
-    const missing = this.owners.filter((o) => this.joins.some((j) => j.sumSq[o.k] === undefined));
-    return missing.length ? missing.map((o) => o.describe).join(', ') : undefined;
+  inside(): { ranks: number[]; owners: string } | undefined {
+    const ranks: number[] = [];
+    const owners = new Set<Owner>();
+    this.joins.forEach((j, r) => {
+      if (!j.done || j.judged) return;
+      ranks.push(r);
+      for (const o of this.owners) if (j.sumSq[o.k] === undefined) owners.add(o);
+    });
+    return ranks.length ? { ranks, owners: [...owners].map((o) => o.describe).join(', ') } : undefined;
   }
 
   async reduce(step: number, phase: PhaseSpec, parts: readonly Contribution[], accumulate: boolean, pending: Update | undefined): Promise<Update> {

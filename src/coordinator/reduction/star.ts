@@ -102,7 +102,7 @@ class StarReduction<T extends GanTrainer> implements ReductionService<T> {
   receive(): boolean {
     return false;
   }
-  waitingFor(): undefined {
+  inside(): undefined {
     return undefined;
   }
   welcome(): { kind: 'star'; endpoints: string; routingId: string } {
