@@ -151,7 +151,11 @@ export class Coordinator {
       joinTimeoutMs: config.joinTimeout * 1000,
       version: opts.version,
       ...(opts.curve ? { curve: opts.curve } : {}),
-      sendTo: (identity, msg) => this.send(identity, msg),
+      sendTo: async (identity, msg) => {
+        const frames = encode(msg);
+        await this.router.send([identityBytes(identity), ...frames]);
+        this.bytes.sent += payloadBytes(frames);
+      },
       coordinatorBind: opts.bind,
       answerTimeoutMs: config.stepTimeout * 1000,
       log: (line) => opts.log(line),

@@ -93,7 +93,7 @@ export function register(program: Command): void {
           output: (line, w) => host.printLine(line, `reducer ${w.index}`),
           detached: true,
           onExit: (w) => {
-            if (!finished) host.coordinator.reducerExited(`reducer process ${w.index} (pid ${w.pid ?? '?'}) ${w.how}`);
+            if (!finished) host.coordinator.reducerExited(`a reducer process ${w.how}`);
           },
         });
       }

@@ -70,6 +70,8 @@ abstract class Owner {
   endpoint = '';
   k = -1;
   closing = false;
+  /** Set once it failed: nothing more is asked of it (its answers will not come). */
+  lost: Error | undefined;
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (r: OwnerReportMsg) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
 
@@ -80,6 +82,7 @@ abstract class Owner {
 
   /** Sends an order that is answered (reduce, gather) and waits for the answer. */
   ask(make: (id: number) => OwnerOrderMsg, timeoutMs: number, what: string): Promise<OwnerReportMsg> {
+    if (this.lost) return Promise.reject(this.lost);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -139,6 +142,8 @@ class RemoteOwner extends Owner {
     readonly host: string,
     readonly pid: number,
     private readonly sendTo: (identity: string, msg: Message) => Promise<void>,
+    /** Called when a send to it fails (its connection is gone). */
+    private readonly unreachable: (reason: string) => void,
   ) {
     super();
   }
@@ -146,7 +151,7 @@ class RemoteOwner extends Owner {
     return `the reducer of shard ${this.k} (${this.host} pid ${this.pid})`;
   }
   send(order: OwnerOrderMsg): void {
-    void this.sendTo(this.identity, order);
+    this.sendTo(this.identity, order).catch((e: unknown) => this.unreachable(describeError(e)));
   }
   async close(): Promise<void> {
     this.closing = true;
@@ -236,7 +241,7 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
       this.ctx.dropped(`a reducer from ${msg.host} pid ${msg.pid} speaks protocol ${msg.protocol}, not ${PROTOCOL_VERSION}`);
       return true;
     }
-    const owner = new RemoteOwner(identity, msg.host, msg.pid, this.ctx.sendTo);
+    const owner: RemoteOwner = new RemoteOwner(identity, msg.host, msg.pid, this.ctx.sendTo, (reason) => this.ownerLost(owner, `cannot be reached: ${reason}`));
     owner.k = this.owners.length;
     this.owners.push(owner);
     this.onReport(owner, msg);
@@ -284,6 +289,7 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
   private ownerLost(owner: Owner, what: string): void {
     if (this.closed || owner.closing) return;
     const e = new ReducerLostError(`${owner.describe} ${what}`);
+    owner.lost = e;
     owner.failAll(e);
     this.settleReady.reject(e);
     this.ctx.lost(e.message);
