@@ -654,7 +654,8 @@ export class Coordinator {
     if (this.closed) return;
     this.closed = true;
     if (this.ticker) clearInterval(this.ticker);
-    this.router.close();
+    // Reducer processes are told to close through the router, so it closes after them (its linger delivers the order).
     await this.reducer.close();
+    this.router.close();
   }
 }

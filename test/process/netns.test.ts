@@ -11,6 +11,9 @@
  *     refused without disturbing it.
  *  3. A worker's link is taken down mid-run: the coordinator exits non-zero
  *     within its --step-timeout and its stderr names that rank.
+ *  4. The sharded reduction with a `distgan reducer` on each worker host
+ *     (CURVE on every link): a run completes; then a cut host is named by
+ *     what went away with it (its worker or its reducer), never the other host.
  *
  * Needs root and iproute2; skipped (saying why) only where namespaces cannot
  * be created. Namespaces and links are removed in `finally`, even on failure.
@@ -394,6 +397,70 @@ test('namespaces: a worker whose link goes down mid-run is named, and the coordi
     if (lost.length > 0) assert.deepEqual(lost, [1], 'only rank 1 is reported lost');
   } finally {
     for (const p of [coordinator, w0, w1]) kill(p);
+    try {
+      ip('-n', ns.w1, 'link', 'set', 'eth0', 'up');
+    } catch {
+      // namespace already gone
+    }
+  }
+});
+
+/** A `distgan reducer` on a worker host, serving with the coordinator's keys (a reducer is part of the coordinator's side). */
+function reducerArgs(keys: string): string[] {
+  return [CLI, 'reducer', '--connect', endpoint, '--curve-secret-key', join(keys, 'coordinator.key'), '--authorized-keys', join(keys, 'authorized'), '--idle-timeout', '60'];
+}
+
+test('namespaces: sharded reduction with a reducer on each worker host (CURVE) completes with matching replicas', { timeout: 180_000 }, async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  requireCli();
+  assert.ok(cliKeys, 'keys come from the CURVE test above');
+  const out = join(work, 'run-sharded');
+  const coordinator = runIn(ns.c, coordinatorArgs(cliKeys, out, ['--steps', '20', '--step-timeout', '60', '--checksum-every', '5', '--reduction', 'sharded', '--reducers', '2']));
+  const r0 = runIn(ns.w0, reducerArgs(cliKeys));
+  const r1 = runIn(ns.w1, reducerArgs(cliKeys));
+  const w0 = runIn(ns.w0, workerArgs(cliKeys, 0));
+  const w1 = runIn(ns.w1, workerArgs(cliKeys, 1));
+  try {
+    const code = await coordinator.exited(150_000);
+    assert.equal(code, 0, [dump('coordinator', coordinator), dump('reducer 0', r0), dump('reducer 1', r1), dump('worker 0', w0), dump('worker 1', w1)].join('\n'));
+    for (const [name, p] of [['reducer 0', r0], ['reducer 1', r1], ['worker 0', w0], ['worker 1', w1]] as const) assert.equal(await p.exited(30_000), 0, dump(name, p));
+    const line = plainLines(coordinator).concat(events(coordinator).map((e) => String(e.message ?? ''))).find((l) => /sharded reduction: 2 shard owners at/.test(l));
+    assert.ok(line, `the coordinator names its shard owners\n${dump('coordinator', coordinator)}`);
+    // Each reducer listens on its own host's address: the shards' traffic does not go through the coordinator's link.
+    assert.match(line, new RegExp(`tcp://${addr[ns.w0]!.replace(/\./g, '\\.')}:\\d+`));
+    assert.match(line, new RegExp(`tcp://${addr[ns.w1]!.replace(/\./g, '\\.')}:\\d+`));
+    const steps = events(coordinator).filter((e) => e.event === 'step').map((e) => e.step as number);
+    assert.equal(Math.max(...steps), 20);
+  } finally {
+    for (const p of [coordinator, r0, r1, w0, w1]) kill(p);
+  }
+});
+
+test('namespaces: with reducers on the worker hosts, a host whose link goes down is named by its worker, not the other', { timeout: 180_000 }, async (t) => {
+  if (skipReason) return t.skip(skipReason);
+  requireCli();
+  assert.ok(cliKeys, 'keys come from the CURVE test above');
+  const out = join(work, 'run-sharded-cut');
+  const coordinator = runIn(ns.c, coordinatorArgs(cliKeys, out, ['--steps', '2000', '--step-timeout', String(STEP_TIMEOUT_S), '--checkpoint-every', '0', '--sample-every', '0', '--reduction', 'sharded', '--reducers', '2']));
+  const r0 = runIn(ns.w0, reducerArgs(cliKeys));
+  const r1 = runIn(ns.w1, reducerArgs(cliKeys));
+  const w0 = runIn(ns.w0, workerArgs(cliKeys, 0));
+  const w1 = runIn(ns.w1, workerArgs(cliKeys, 1));
+  try {
+    await waitFor(() => events(coordinator).some((e) => e.event === 'step' && (e.step as number) >= 3), 120_000, () => `three steps before cutting the link\n${dump('coordinator', coordinator)}`);
+    ip('-n', ns.w1, 'link', 'set', 'eth0', 'down');
+    const code = await coordinator.exited((STEP_TIMEOUT_S + 45) * 1000);
+    assert.notEqual(code, 'timeout', `coordinator still running after the link went down\n${dump('coordinator', coordinator)}`);
+    assert.notEqual(code, 0, dump('coordinator', coordinator));
+    const errorLines = coordinator.stderr().split('\n').filter((l) => /^distgan: error:/.test(l)).join('\n');
+    t.diagnostic(`coordinator error: ${errorLines}`);
+    // What went away with the cut host: rank 1, or the reducer on that host (whichever the coordinator was waiting for). Never rank 0 or the other reducer.
+    const named = /the reducer of shard \d \(\S+ pid (\d+)\)/.exec(errorLines);
+    if (named) assert.equal(Number(named[1]), r1.child.pid, `the reducer named is the one on the cut host\n${dump('coordinator', coordinator)}`);
+    else assert.match(errorLines, /rank 1\b/, dump('coordinator', coordinator));
+    assert.doesNotMatch(errorLines, /rank 0\b/, 'rank 0 is not blamed');
+  } finally {
+    for (const p of [coordinator, r0, r1, w0, w1]) kill(p);
     try {
       ip('-n', ns.w1, 'link', 'set', 'eth0', 'up');
     } catch {

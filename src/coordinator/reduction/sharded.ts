@@ -382,15 +382,20 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
     done({ norm: Math.sqrt(sumSq) / this.ctx.shares[rank]! });
   }
 
+  /**
+   * Ranks whose answer arrived but whose parts are missing only at owners
+   * that reported nothing at all this phase (those owners are silent); a
+   * part missing at an owner that reported other ranks' parts means that
+   * rank's push never arrived, and the rank, not the owner, is held to account.
+   */
   inside(): { ranks: number[]; owners: string } | undefined {
+    const silent = this.owners.filter((o) => this.joins.every((j) => j.sumSq[o.k] === undefined));
     const ranks: number[] = [];
-    const owners = new Set<Owner>();
     this.joins.forEach((j, r) => {
       if (!j.done || j.judged) return;
-      ranks.push(r);
-      for (const o of this.owners) if (j.sumSq[o.k] === undefined) owners.add(o);
+      if (this.owners.every((o) => j.sumSq[o.k] !== undefined || silent.includes(o))) ranks.push(r);
     });
-    return ranks.length ? { ranks, owners: [...owners].map((o) => o.describe).join(', ') } : undefined;
+    return ranks.length ? { ranks, owners: silent.map((o) => o.describe).join(', ') } : undefined;
   }
 
   async reduce(step: number, phase: PhaseSpec, parts: readonly Contribution[], accumulate: boolean, pending: Update | undefined): Promise<Update> {
