@@ -5,6 +5,8 @@
  *  - distgan with 1 worker at the same global batch;
  *  - distgan with 2 workers, each at that per-worker batch (global 2×);
  *  - the per-step gradient exchange time distgan measured (2 workers);
+ *  - the same 1- and 2-worker runs with `--reduction sharded` (2 shard-owner
+ *    threads), as `sharded` in the JSON;
  *  - the raw ZeroMQ transfer of the same bytes between processes;
  *  - PyTorch DistributedDataParallel (gloo, CPU) with 1 and 2 processes at the
  *    same per-process batch, one thread each (bench/torch_ddp.py), as `torch`
@@ -32,10 +34,10 @@ interface Summary {
   steps: number;
 }
 
-async function launchRun(workers: number, batch: number, steps: number, backend: string, env: NodeJS.ProcessEnv, log: (l: string) => void): Promise<Summary> {
+async function launchRun(workers: number, batch: number, steps: number, backend: string, env: NodeJS.ProcessEnv, log: (l: string) => void, reduction = 'star'): Promise<Summary> {
   const out = await mkdtemp(join(tmpdir(), 'distgan-bench-'));
   try {
-    const args = [CLI_BIN, 'launch', '--workers', String(workers), '--batch-size', String(batch), '--steps', String(steps), '--backend', backend, '--metrics-port', '0', '--sample-every', '0', '--checkpoint-every', '0', '--checksum-every', '1000000', '--log-format', 'plain', '--log-every', '1000', '--out', out];
+    const args = [CLI_BIN, 'launch', '--workers', String(workers), '--batch-size', String(batch), '--steps', String(steps), '--backend', backend, '--reduction', reduction, '--metrics-port', '0', '--sample-every', '0', '--checkpoint-every', '0', '--checksum-every', '1000000', '--log-format', 'plain', '--log-every', '1000', '--out', out];
     let err = '';
     const code = await new Promise<number>((resolve) => {
       const p = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
@@ -133,6 +135,12 @@ export async function runScalingBench(o: {
   o.log(`scaling: distgan launch --workers 2 --batch-size ${2 * B}`);
   const two = await launchRun(2, 2 * B, o.steps + 2, o.backend, vk.env, o.log);
   o.log(`  2 workers: ${two.imagesPerSecond.toFixed(1)} img/s, exchange ${(two.exchangeSecondsPerStep ?? NaN).toFixed(4)} s/step`);
+  o.log(`scaling: distgan launch --reduction sharded --workers 1 --batch-size ${B}`);
+  const oneSharded = await launchRun(1, B, o.steps + 2, o.backend, vk.env, o.log, 'sharded');
+  o.log(`  1 worker (sharded): ${oneSharded.imagesPerSecond.toFixed(1)} img/s`);
+  o.log(`scaling: distgan launch --reduction sharded --workers 2 --batch-size ${2 * B}`);
+  const twoSharded = await launchRun(2, 2 * B, o.steps + 2, o.backend, vk.env, o.log, 'sharded');
+  o.log(`  2 workers (sharded): ${twoSharded.imagesPerSecond.toFixed(1)} img/s, exchange ${(twoSharded.exchangeSecondsPerStep ?? NaN).toFixed(4)} s/step`);
   // DCGAN-MNIST gradient sizes: G 846,273 floats, D 212,865 (plus G's BN statistics as aux).
   const gBytes = (846_273 + 12_672) * 4;
   const dBytes = 212_865 * 4;
@@ -156,6 +164,15 @@ export async function runScalingBench(o: {
     oneWorkerOverPlain: one.imagesPerSecond / plain,
     twoWorkersOverOne: two.imagesPerSecond / one.imagesPerSecond,
     exchangeOverRaw: exchange / raw,
+    sharded: {
+      shardOwners: 2,
+      oneWorkerImagesPerSecond: oneSharded.imagesPerSecond,
+      twoWorkerImagesPerSecond: twoSharded.imagesPerSecond,
+      exchangeSecondsPerStep: twoSharded.exchangeSecondsPerStep ?? NaN,
+      twoWorkersOverOne: twoSharded.imagesPerSecond / oneSharded.imagesPerSecond,
+      twoWorkersOverStarOne: twoSharded.imagesPerSecond / one.imagesPerSecond,
+      exchangeOverRaw: (twoSharded.exchangeSecondsPerStep ?? NaN) / raw,
+    },
     torch,
   };
 }

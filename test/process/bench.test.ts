@@ -73,7 +73,7 @@ describe('distgan bench', () => {
     assert.doesNotMatch(r.stderr, /PyTorch/);
   });
 
-  it('--suite scaling reports distgan 1 and 2 workers and PyTorch DDP (gloo) 1 and 2 processes in one JSON line', { timeout: 300_000 }, async () => {
+  it('--suite scaling reports distgan 1 and 2 workers (star and sharded) and PyTorch DDP (gloo) 1 and 2 processes in one JSON line', { timeout: 300_000 }, async () => {
     const r = await runCli(['bench', '--suite', 'scaling', '--batch-size', '2', '--steps', '1'], { timeoutMs: 280_000 });
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, any>;
@@ -81,6 +81,8 @@ describe('distgan bench', () => {
     for (const k of ['plainImagesPerSecond', 'oneWorkerImagesPerSecond', 'twoWorkerImagesPerSecond', 'exchangeSecondsPerStep', 'rawTransferSecondsPerStep']) {
       assert.ok(result[k] > 0, `${k}: ${result[k]}`);
     }
+    const sharded = result['sharded'] as Record<string, number>;
+    for (const k of ['oneWorkerImagesPerSecond', 'twoWorkerImagesPerSecond', 'exchangeSecondsPerStep', 'twoWorkersOverOne', 'exchangeOverRaw']) assert.ok(sharded[k]! > 0, `sharded.${k}: ${sharded[k]}`);
     const torch = result['torch'] as Record<string, any>;
     const probe = await probeTorch();
     if (!probe.available) return assert.deepEqual(torch, { available: false, reason: probe.reason });
