@@ -73,7 +73,7 @@ export async function hostRun(opts: {
   log: (line: string) => void;
   configureSocket?: (router: Router) => Promise<void>;
   /** The CURVE settings as data, for the shard-owner threads of a sharded reduction. */
-  curve?: { publicKey: string; secretKey: string; authorized: string[] };
+  curve?: { publicKey: string; secretKey: string };
   extraObservers?: RunObserver[];
 }): Promise<HostedRun> {
   const { config } = opts;

@@ -62,7 +62,7 @@ export interface CoordinatorOptions {
   /** Applies CURVE options / starts ZAP before bind, when security is on. */
   configureSocket?: (router: Router) => Promise<void>;
   /** The same CURVE settings as data, for the shard-owner threads' sockets (sharded reduction). */
-  curve?: { publicKey: string; secretKey: string; authorized: string[] };
+  curve?: { publicKey: string; secretKey: string };
   /** Injected clock (ms) so tests can drive deadlines. */
   now?: () => number;
   /** How often deadlines are checked, ms (default 250). */

@@ -10,13 +10,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError } from '../shared/errors.js';
 import { MsgType, decode, encode, type OwnerOrderMsg } from '../shared/protocol.js';
+import { applyServerCurve } from '../transport/curve.js';
 import { OwnerHost } from './host.js';
 
 export interface OwnerThreadData {
   bind: string;
   version: string;
-  /** CURVE server keys and the authorised client keys, when security is on. */
-  curve?: { publicKey: string; secretKey: string; authorized: string[] };
+  /** CURVE server keys (the coordinator's), when security is on. */
+  curve?: { publicKey: string; secretKey: string };
 }
 
 const port = parentPort;
@@ -27,15 +28,9 @@ const host = new OwnerHost({
   bind: data.bind,
   version: data.version,
   report: (msg) => port.postMessage(encode(msg)),
-  ...(data.curve
-    ? {
-        configureSocket: async (router) => {
-          const { applyServerCurve, startZapHandler } = await import('../transport/curve.js');
-          await startZapHandler({ authorized: new Set(data.curve!.authorized), onReject: (reason, address) => port.postMessage(encode({ t: MsgType.OwnerNote, kind: 'dropped', rank: -1, message: `CURVE: ${reason} (${address})` })) });
-          applyServerCurve(router, { publicKey: data.curve!.publicKey, secretKey: data.curve!.secretKey });
-        },
-      }
-    : {}),
+  // zeromq.js has one context per process: the coordinator's ZAP handler (started on its
+  // main thread) authenticates this socket's peers too, against the same authorised keys.
+  ...(data.curve ? { configureSocket: async (router) => applyServerCurve(router, data.curve!) } : {}),
 });
 
 let queue: Promise<unknown> = Promise.resolve();

@@ -7,8 +7,8 @@
  *  1. Plumbing: a plain ZeroMQ CURVE Router/Dealer exchange between the
  *     namespaces (independent of the CLI).
  *  2. A tiny run through the real CLI (`distgan keygen`, `coordinator`, two
- *     `worker`s) completes, while an unauthorised worker's attempts are
- *     refused without disturbing it.
+ *     `worker`s; the sharded reduction with its owner threads) completes,
+ *     while an unauthorised worker's attempts are refused without disturbing it.
  *  3. A worker's link is taken down mid-run: the coordinator exits non-zero
  *     within its --step-timeout and its stderr names that rank.
  *  4. The sharded reduction with a `distgan reducer` on each worker host
@@ -341,7 +341,8 @@ test('namespaces: a CURVE run across three hosts completes; an unauthorised work
   assert.equal(await strangerGen.exited(30_000), 0, dump('keygen stranger', strangerGen));
 
   const out = join(work, 'run-ok');
-  const coordinator = runIn(ns.c, coordinatorArgs(cliKeys, out, ['--steps', '30', '--step-timeout', '60']));
+  // Sharded with owner threads: the owners' own sockets are CURVE servers too, and the intruder gets nowhere with them either.
+  const coordinator = runIn(ns.c, coordinatorArgs(cliKeys, out, ['--steps', '30', '--step-timeout', '60', '--reduction', 'sharded']));
   const intruder = runIn(ns.w1, workerArgs(cliKeys, 1, join(strangerKeys, 'worker-0.key'), 20));
   const w0 = runIn(ns.w0, workerArgs(cliKeys, 0));
   const w1 = runIn(ns.w1, workerArgs(cliKeys, 1));

@@ -92,7 +92,7 @@ export function register(program: Command): void {
       return;
     }
     let configureSocket: ((r: Router) => Promise<void>) | undefined;
-    let curve: { publicKey: string; secretKey: string; authorized: string[] } | undefined;
+    let curve: { publicKey: string; secretKey: string } | undefined;
     let zap: { close(): Promise<void> } | undefined;
     let host: Awaited<ReturnType<typeof hostRun>> | undefined;
     // Counted and printed by the coordinator within its per-peer log budget once it
@@ -105,8 +105,8 @@ export function register(program: Command): void {
     if (o.curveSecretKey && o.authorizedKeys) {
       const keys = await readSecretKeyFile(o.curveSecretKey);
       const authorized = await readAuthorizedKeys(o.authorizedKeys);
-      // Shard-owner threads serve the workers with the same keys (sharded reduction).
-      curve = { publicKey: keys.publicKey, secretKey: keys.secretKey, authorized: [...authorized.keys()] };
+      // Shard-owner threads serve the workers with the same keys (sharded reduction); this process's ZAP handler admits their peers.
+      curve = { publicKey: keys.publicKey, secretKey: keys.secretKey };
       // Reducer processes (--reducers) hold the coordinator's key pair and authenticate with it.
       if (config.reducers > 0) authorized.set(keys.publicKey, 'reducer');
       zap = await startZapHandler({

@@ -79,8 +79,8 @@ export interface ReductionContext<T extends GanTrainer = GanTrainer> {
   /** How long reducer processes may take to say hello, ms. */
   joinTimeoutMs: number;
   version: string;
-  /** CURVE server keys and the authorised client keys, when security is on (owner threads serve with them). */
-  curve?: { publicKey: string; secretKey: string; authorized: string[] };
+  /** CURVE server keys, when security is on (owner threads serve with them; the coordinator's ZAP handler admits their peers). */
+  curve?: { publicKey: string; secretKey: string };
   /** Sends a message to a peer of the coordinator's socket (a reducer process); rejects if it cannot be queued (the peer is gone). */
   sendTo(identity: string, msg: Message): Promise<void>;
   /** The coordinator's own bind address; owners bind beside it (sharded). */
