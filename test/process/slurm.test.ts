@@ -152,6 +152,9 @@ test('distgan.sbatch on a real one-node Slurm', { timeout: 240_000 }, async (t) 
       const samples = await readdir(join(out, 'samples'));
       assert.ok(samples.includes('step-00000050.png') && samples.includes('step-00000100.png'), `samples: ${samples.join(' ')}`);
       assert.match(log(output), /all 2 workers ready/);
+      // The default placement: one reducer per node owns the shards (sharded reduction), started by the script's own srun step.
+      assert.match(log(output), /sharded reduction: 1 shard owners at tcp:\/\/\S+ \(the reducer of shard 0/);
+      assert.match(log(output), /reducer done: run over/);
     });
 
     await t.test('requeued twice (scontrol requeue, then a USR1 preemption notice), the run resumes and ends bit-identical to an uninterrupted one', { timeout: 180_000 }, async (st) => {
