@@ -14,6 +14,7 @@ import { ConfigError } from '../../src/shared/errors.js';
 import { register as registerLaunch } from '../../src/cli/commands/launch.js';
 import { register as registerCoordinator } from '../../src/cli/commands/coordinator.js';
 import { register as registerWorker } from '../../src/cli/commands/worker.js';
+import { register as registerReducer } from '../../src/cli/commands/reducer.js';
 import { PACKAGE_ROOT } from '../../src/shared/version.js';
 
 test('defaults resolve and the result is deeply frozen', () => {
@@ -165,7 +166,7 @@ describe('config files', () => {
 
 test('--help of launch, coordinator and worker states each default once', () => {
   const program = new Command('distgan');
-  for (const register of [registerLaunch, registerCoordinator, registerWorker]) register(program);
+  for (const register of [registerLaunch, registerCoordinator, registerWorker, registerReducer]) register(program);
   for (const cmd of program.commands) {
     for (const o of cmd.options) {
       // commander appends "(default: …)" for a default value; the descriptions already say it.
@@ -189,10 +190,10 @@ test('--help of launch, coordinator and worker states each default once', () => 
   }
 });
 
-test('docs/configuration.md names the variable of every flag of launch, coordinator and worker', async () => {
+test('docs/configuration.md names the variable of every flag of launch, coordinator, worker and reducer', async () => {
   const doc = await readFile(join(PACKAGE_ROOT, 'docs', 'configuration.md'), 'utf8');
   const program = new Command('distgan');
-  for (const register of [registerLaunch, registerCoordinator, registerWorker]) register(program);
+  for (const register of [registerLaunch, registerCoordinator, registerWorker, registerReducer]) register(program);
   for (const cmd of program.commands) {
     for (const o of cmd.options) {
       if (o.long === '--help') continue;
