@@ -532,7 +532,10 @@ describe('Slurm batch script', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(t, /^#SBATCH --ntasks-per-node=\d+$/m);
     assert.match(t, /^#SBATCH --gpus-per-task=1$/m, 'one GPU per task');
-    const srun = must(logical(t).find((l) => /^\s*srun\s/.test(l)), 'srun line');
+    // The workers' step (the reducers' step, one task per node, asks for no GPU: it only sums and sends).
+    const srun = must(logical(t).find((l) => /^\s*srun\s/.test(l) && /\bworker\b/.test(l)), 'srun line of the workers');
+    const reducers = must(logical(t).find((l) => /^\s*srun\s/.test(l) && /\breducer\b/.test(l)), 'srun line of the reducers');
+    assert.match(reducers, /--overlap --ntasks="\$NODES" --ntasks-per-node=1/, 'one reducer per node, beside the workers');
     // The step asks for DISTGAN_GPUS_PER_TASK GPUs per task (default: the job's
     // SLURM_GPUS_PER_TASK, else 1), and for none when it is 0 (CPU-only nodes).
     assert.match(srun, /\$\{GPU_ARGS\[@\]\+"\$\{GPU_ARGS\[@\]\}"\}/, 'srun takes its GPU request from GPU_ARGS');

@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Mirror } from '../../src/coordinator/mirror.js';
-import { star, sumInRankOrder } from '../../src/coordinator/reduction/star.js';
+import { star, starReduction, sumInRankOrder } from '../../src/coordinator/reduction/star.js';
+import { shardedReduction } from '../../src/coordinator/reduction/sharded.js';
 import { REDUCTIONS, DEFAULT_REDUCTION } from '../../src/coordinator/reduction/index.js';
 import { NumericError } from '../../src/shared/errors.js';
 import type { GanTrainer } from '../../src/shared/gan/api.js';
@@ -64,7 +65,8 @@ test('Mirror: a step with a refused update applies nothing of it, and stays refu
 });
 
 test('star: rank-order sum of pre-scaled gradients, BN weighted by share; an overflowing sum is refused', () => {
-  assert.equal(REDUCTIONS[DEFAULT_REDUCTION], star);
+  assert.equal(REDUCTIONS[DEFAULT_REDUCTION], starReduction);
+  assert.equal(REDUCTIONS['sharded'], shardedReduction);
   const parts = [
     { grad: Float32Array.of(1e8, 1), aux: Float32Array.of(2, 4) },
     { grad: Float32Array.of(-1e8, 1e-8), aux: Float32Array.of(6, 8) },
