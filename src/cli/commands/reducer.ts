@@ -61,7 +61,15 @@ export function register(program: Command): void {
     .option('--authorized-keys <dir>', "the authorised worker keys, as the coordinator's (default: none)")
     .addHelpText('after', ENV_HELP)
     .action(async (_o: unknown, command: Command) => {
-      const env = readEnv().raw;
+      const read = readEnv();
+      const env = read.raw;
+      if (read.launchedByLauncher) {
+        // Started by launch: its IPC channel closes when it dies, even on SIGKILL; never outlive it.
+        process.on('disconnect', () => {
+          logLine('launcher went away; exiting');
+          process.exit(1);
+        });
+      }
       const value = (key: string): RawValue | undefined => commandValue(command, key, env);
       const given = value('connect');
       const master = given ? undefined : masterEndpoint(env, 'connect');
