@@ -39,7 +39,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { DistganError } from '../src/shared/errors.js';
@@ -62,7 +62,7 @@ export interface ReduceBenchOptions {
   shards: number;
   /** Most processes the simulated workers are spread over (default 4). */
   simProcesses?: number;
-  /** Skip a configuration whose N × params × 4 bytes exceed this many GiB (default 4). */
+  /** Skip a configuration whose N × params × 4 bytes exceed this many GiB (default 2.5). */
   maxPassGiB?: number;
   /** Reps of the summation measurement (default 3). */
   sumReps?: number;
@@ -181,38 +181,119 @@ function rankBlocks(worldSize: number, processes: number): number[][] {
   });
 }
 
+interface ChildEnd {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  last: string;
+  stderr: string;
+}
+
+interface Child {
+  proc: ChildProcess;
+  /** Resolves once `ready` (a whole stdout line) was printed; rejects if the child exits first. */
+  ready: Promise<void>;
+  done: Promise<ChildEnd>;
+}
+
 /**
- * Starts the simulated-worker processes; `done` has their reports, or
- * rejects naming the first failure. `kill` ends those still running (when
- * the other side of the measurement failed first).
+ * Spawns `node args…`; `ready` waits for a stdout line matching `readyLine`,
+ * `onLine` sees every whole line of stdout and stderr, and `done` has the
+ * exit and the last stdout line. Killed (SIGKILL) at the deadline.
  */
-function startSims(configs: SimConfig[], timeoutMs: number, what: string): { done: Promise<SimReport[]>; kill: () => void } {
-  const children = configs.map((c) => startChild([join(DIST_BENCH, 'sim-worker-child.js'), JSON.stringify(c)], undefined, timeoutMs));
-  const done = Promise.all(
-    children.map(async (ch) => {
-      const end = await ch.done;
-      let report: SimReport | undefined;
-      try {
-        report = JSON.parse(end.last) as SimReport;
-      } catch {
-        report = undefined;
-      }
-      if (end.code !== 0 || !report || report.error !== undefined) {
-        throw new DistganError('DISTGAN_E_INTERNAL', `bench --suite reduce: ${what}: a simulated-worker process exited ${end.code ?? end.signal}: ${report?.error ?? reasonFromStderr(end.stderr).message}`);
-      }
-      return report;
-    }),
-  );
+function startChild(args: string[], opts: { readyLine?: (line: string) => boolean; onLine?: (line: string) => void; timeoutMs: number }): Child {
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let readyResolve: () => void = () => {};
+  let readyReject: (e: Error) => void = () => {};
+  const ready = new Promise<void>((res, rej) => {
+    readyResolve = res;
+    readyReject = rej;
+  });
+  if (opts.readyLine === undefined) readyResolve();
+  const lines = (acc: string, chunk: string): string => {
+    const text = acc + chunk;
+    const parts = text.split('\n');
+    for (const line of parts.slice(0, -1)) {
+      if (opts.readyLine?.(line)) readyResolve();
+      opts.onLine?.(line);
+    }
+    return parts[parts.length - 1]!;
+  };
+  let outTail = '';
+  let errTail = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    outTail = lines(outTail, d.toString());
+  });
+  proc.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    errTail = lines(errTail, d.toString());
+  });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs);
+  const done = new Promise<ChildEnd>((resolve) => {
+    proc.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      readyReject(new Error(`exited ${code ?? signal} before it was ready: ${reasonFromStderr(err).message}`));
+      setTimeout(() => resolve({ code, signal, last: out.trim().split('\n').pop() ?? '', stderr: err }), 50);
+    });
+  });
+  ready.catch(() => {});
+  return { proc, ready, done };
+}
+
+const isReport = (line: string): boolean => line.startsWith('{') && line.includes('"records"') && !line.includes('"error"');
+
+interface Sims {
+  /** Every process's report, from its last line at exit; rejects naming the first failure. */
+  done: Promise<SimReport[]>;
+  /** Every process's first complete report (mode distgan: printed once all its peers answered Finish). */
+  reported: Promise<SimReport[]>;
+  kill: () => void;
+}
+
+/** Starts the simulated-worker processes. `kill` ends those still running (when the other side of the measurement failed first, or is done). */
+function startSims(configs: SimConfig[], timeoutMs: number, what: string): Sims {
+  const children = configs.map((c) => {
+    let first: SimReport | undefined;
+    const ch = startChild([join(DIST_BENCH, 'sim-worker-child.js'), JSON.stringify(c)], {
+      timeoutMs,
+      readyLine: (line) => {
+        if (!isReport(line) || first) return false;
+        first = JSON.parse(line) as SimReport;
+        return true;
+      },
+    });
+    return { ...ch, first: () => first! };
+  });
+  const fromEnd = async (ch: Child): Promise<SimReport> => {
+    const end = await ch.done;
+    let report: SimReport | undefined;
+    try {
+      report = JSON.parse(end.last) as SimReport;
+    } catch {
+      report = undefined;
+    }
+    if (end.code !== 0 || !report || report.error !== undefined) {
+      throw new DistganError('DISTGAN_E_INTERNAL', `bench --suite reduce: ${what}: a simulated-worker process exited ${end.code ?? end.signal}: ${report?.error ?? reasonFromStderr(end.stderr).message}`);
+    }
+    return report;
+  };
+  const done = Promise.all(children.map(fromEnd));
+  const reported = Promise.all(children.map(async (ch) => (await ch.ready, ch.first())));
+  done.catch(() => {});
+  reported.catch(() => {});
   return {
     done,
+    reported,
     kill: () => {
-      for (const ch of children) if (ch.proc.exitCode === null) ch.proc.kill('SIGKILL');
+      for (const ch of children) if (ch.proc.exitCode === null && ch.proc.signalCode === null) ch.proc.kill('SIGKILL');
     },
   };
 }
 
 /** Waits for the simulated workers and the process they talk to; whichever fails first ends the other. */
-async function bothEnd(sims: { done: Promise<SimReport[]>; kill: () => void }, other: { proc: ChildProcess; done: Promise<ChildEnd> }, otherFailed: (end: ChildEnd) => Error): Promise<SimReport[]> {
+async function bothEnd(sims: Sims, other: Child, otherFailed: (end: ChildEnd) => Error): Promise<SimReport[]> {
   const otherEnd = other.done.then((end) => {
     if (end.code !== 0) {
       sims.kill();
@@ -227,48 +308,12 @@ async function bothEnd(sims: { done: Promise<SimReport[]>; kill: () => void }, o
   return reports;
 }
 
-/** Spawns a child, waits for `readyLine` on its stdout; `done` resolves with its last stdout line and exit code. */
-interface ChildEnd {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  last: string;
-  stderr: string;
-}
-
-function startChild(args: string[], readyLine: string | undefined, timeoutMs: number): { proc: ChildProcess; ready: Promise<void>; done: Promise<ChildEnd> } {
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  let readyResolve: () => void = () => {};
-  let readyReject: (e: Error) => void = () => {};
-  const ready = new Promise<void>((res, rej) => {
-    readyResolve = res;
-    readyReject = rej;
-  });
-  if (readyLine === undefined) readyResolve();
-  proc.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (readyLine !== undefined && out.split('\n').includes(readyLine)) readyResolve();
-  });
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-  const done = new Promise<ChildEnd>((resolve) => {
-    proc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      readyReject(new Error(`exited ${code ?? signal} before it was ready: ${reasonFromStderr(err).message}`));
-      setTimeout(() => resolve({ code, signal, last: out.trim().split('\n').pop() ?? '', stderr: err }), 50);
-    });
-  });
-  ready.catch(() => {});
-  return { proc, ready, done };
-}
-
 const ipcPath = (tag: string): string => `ipc://${join(tmpdir(), `distgan-bench-reduce-${process.pid}-${randomBytes(3).toString('hex')}-${tag}.sock`)}`;
 
 async function rawFloor(o: { worldSize: number; d: number; g: number; routers: number; steps: number; warmup: number; simProcesses: number; timeoutMs: number }): Promise<PhaseFigures> {
   const endpoints = Array.from({ length: o.routers }, (_, k) => ipcPath(`raw-${k}`));
   const phases = 2 * o.steps;
-  const router = startChild([join(DIST_BENCH, 'raw-router-child.js'), JSON.stringify({ endpoints, worldSize: o.worldSize, dLength: o.d, gLength: o.g, phases, timeoutMs: o.timeoutMs })], 'ready', o.timeoutMs);
+  const router = startChild([join(DIST_BENCH, 'raw-router-child.js'), JSON.stringify({ endpoints, worldSize: o.worldSize, dLength: o.d, gLength: o.g, phases, timeoutMs: o.timeoutMs })], { readyLine: (l) => l === 'ready', timeoutMs: o.timeoutMs });
   try {
     await router.ready;
     const sims = rankBlocks(o.worldSize, o.simProcesses).map(
@@ -279,6 +324,7 @@ async function rawFloor(o: { worldSize: number; d: number; g: number; routers: n
     return phaseFigures(reports, o.worldSize, o.warmup, router.proc.pid);
   } finally {
     if (router.proc.exitCode === null) router.proc.kill('SIGKILL');
+    await Promise.all(endpoints.map((e) => rm(e.replace(/^ipc:\/\//, ''), { force: true })));
   }
 }
 
@@ -286,7 +332,7 @@ interface CoordinatorRun extends PhaseFigures {
   /** The coordinator's own mean exchange per phase over the timed steps (stats.jsonl: d_exchange, g_exchange). */
   coordinatorExchangeMsPerPhase: number | null;
   coordinatorPeakRssMiB: number | null;
-  /** Wall seconds of the whole run (start-up, Init to every rank, steps, final sample/checkpoint/export). */
+  /** Wall seconds of the run: start-up, Init to every rank, the steps, and the final checksum check (the final sample grid, checkpoint and export are not waited for). */
   runSeconds: number;
 }
 
@@ -297,25 +343,57 @@ async function coordinatorRun(o: { reduction: 'star' | 'sharded'; worldSize: num
   const total = o.warmup + o.steps;
   const t0 = now();
   const args = [CLI_BIN, 'coordinator', '--bind', bind, '--world-size', String(o.worldSize), '--reduction', o.reduction, '--reduce-shards', String(o.shards), '--dataset', 'mnist', '--model', 'dcgan', '--width', String(o.width), '--no-batch-norm', '--batch-size', String(batch), '--steps', String(total), '--metrics-port', '0', '--sample-every', '0', '--checkpoint-every', '0', '--keep-checkpoints', '1', '--checksum-every', '1000000', '--log-every', '1', '--log-format', 'plain', '--step-timeout', String(Math.ceil(o.timeoutMs / 1000)), '--join-timeout', String(Math.ceil(o.timeoutMs / 1000)), '--out', out];
-  const coord = startChild(args, undefined, o.timeoutMs);
+  // The coordinator writes its final sample grid only after the replicas' checksums matched its
+  // mirror (machine.ts onFinished: verify-checksums, sample, checkpoint, export). Once it says so, the
+  // measurement is complete and verified: the run is ended there rather than waiting for the grid,
+  // the checkpoint and the export (tens of seconds at 50 M parameters). If the line never comes, the
+  // run simply ends by itself.
+  let verify: () => void = () => {};
+  const verified = new Promise<void>((resolve) => (verify = resolve));
+  const finalSample = new RegExp(`sample grid at step ${total}\\b`);
+  const coord = startChild(args, { timeoutMs: o.timeoutMs, onLine: (line) => finalSample.test(line) && verify() });
+  const pid = coord.proc.pid!;
+  let sims: Sims | undefined;
+  let endedEarly = false;
   try {
-    const pid = coord.proc.pid!;
-    const sims = rankBlocks(o.worldSize, o.simProcesses).map((ranks): SimConfig => ({ mode: 'distgan', ranks, worldSize: o.worldSize, connect: bind, timeoutMs: o.timeoutMs, ...(ranks.includes(0) ? { cpuPids: [pid] } : {}) }));
+    const simConfigs = rankBlocks(o.worldSize, o.simProcesses).map((ranks): SimConfig => ({ mode: 'distgan', ranks, worldSize: o.worldSize, connect: bind, timeoutMs: o.timeoutMs, ...(ranks.includes(0) ? { cpuPids: [pid] } : {}) }));
     const what = `${o.reduction} with ${o.worldSize} simulated workers`;
-    const reports = await bothEnd(startSims(sims, o.timeoutMs, what), coord, (end) => {
+    sims = startSims(simConfigs, o.timeoutMs, what);
+    const normal = bothEnd(sims, coord, (end) => {
       const reason = reasonFromStderr(end.stderr);
       return new DistganError(reason.code ?? 'DISTGAN_E_INTERNAL', `bench --suite reduce: distgan coordinator --reduction ${what} exited ${end.code ?? end.signal}: ${reason.message}`);
     });
-    const stop = reports.find((r) => r.stop?.failed)?.stop;
-    if (stop) throw new DistganError('DISTGAN_E_INTERNAL', `bench --suite reduce: the coordinator stopped the simulated workers with a failure: ${stop.reason}`);
+    const early = verified.then(async () => {
+      const r = await sims!.reported;
+      endedEarly = true;
+      return r;
+    });
+    normal.catch(() => {});
+    const reports = await Promise.race([normal, early]);
+    const runSeconds = round((now() - t0) / 1000, 2);
+    if (!endedEarly) {
+      const stop = reports.find((r) => r.stop?.failed)?.stop;
+      if (stop) throw new DistganError('DISTGAN_E_INTERNAL', `bench --suite reduce: the coordinator stopped the simulated workers with a failure: ${stop.reason}`);
+    }
     const figures = phaseFigures(reports, o.worldSize, o.warmup, pid);
     const sampler = reports.find((r) => r.ranks.includes(0));
     const rss = sampler?.samples.find((s) => s.phase === 'end')?.peakRssMiB?.[String(pid)];
-    return { ...figures, coordinatorExchangeMsPerPhase: await coordinatorExchange(out, o.warmup), coordinatorPeakRssMiB: rss === undefined ? null : round(rss, 1), runSeconds: round((now() - t0) / 1000, 2) };
+    return { ...figures, coordinatorExchangeMsPerPhase: await coordinatorExchange(out, o.warmup), coordinatorPeakRssMiB: rss === undefined ? null : round(rss, 1), runSeconds };
   } finally {
-    if (coord.proc.exitCode === null) coord.proc.kill('SIGKILL');
+    if (coord.proc.exitCode === null && coord.proc.signalCode === null) coord.proc.kill('SIGKILL');
+    sims?.kill();
+    await coord.done;
+    // The coordinator leaves its ipc socket files behind, killed or not (its own, and its shard
+    // owners': distgan-PID-*-shard-K.sock in the temporary folder): remove this run's.
+    await removeSocketFiles(bind, pid);
     await rm(out, { recursive: true, force: true });
   }
+}
+
+async function removeSocketFiles(bind: string, pid: number): Promise<void> {
+  const dir = tmpdir();
+  const owners = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(`distgan-${pid}-`) && f.endsWith('.sock'));
+  await Promise.all([bind.replace(/^ipc:\/\//, ''), ...owners.map((f) => join(dir, f))].map((f) => rm(f, { force: true })));
 }
 
 /** Mean of d_exchange and g_exchange (ms) over the steps after `warmup`, from the run's stats.jsonl; null if absent. */
@@ -346,7 +424,7 @@ async function coordinatorExchange(runDir: string, warmup: number): Promise<numb
 export async function runReduceBench(o: ReduceBenchOptions): Promise<Record<string, unknown>> {
   const warmup = o.warmup ?? 1;
   const simProcesses = o.simProcesses ?? 4;
-  const maxPassGiB = o.maxPassGiB ?? 4;
+  const maxPassGiB = o.maxPassGiB ?? 2.5;
   const timeoutMs = 900_000;
   const started = new Date().toISOString();
   const loadStart = loadavg();

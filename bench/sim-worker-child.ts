@@ -39,7 +39,10 @@
  * time and that of `cpuPids` (the coordinator's or the raw routers' threads,
  * bench/proc-cpu.ts).
  *
- * Prints one JSON line (SimReport) on stdout; on failure {error} and exit 1.
+ * Prints one JSON line (SimReport) on stdout at the end; on failure {error}
+ * and exit 1. In mode distgan the same report (without `stop`) is printed
+ * once every peer here has answered Finish, so that the suite need not wait
+ * for the coordinator's final sample grid, checkpoint and export.
  */
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -198,6 +201,7 @@ async function distganPeer(rank: number): Promise<{ reason: string; failed: bool
           sample(rank, msg.step, 'end', t);
           await dealer.send(encode({ t: MsgType.Finished, step: msg.step, checksum }));
           open = undefined;
+          finished();
           continue;
         }
         sample(rank, msg.step, msg.phase, t);
@@ -269,6 +273,16 @@ async function rawPeer(rank: number): Promise<void> {
   } finally {
     for (const d of dealers) d.close();
   }
+}
+
+/**
+ * Every peer here has answered Finish: the records are complete, so the
+ * report is printed now (the suite may end the run here, once the
+ * coordinator has checked the checksums), and again with `stop` at the end.
+ */
+let unfinished = config.ranks.length;
+function finished(): void {
+  if (--unfinished === 0) process.stdout.write(JSON.stringify({ pid: process.pid, ranks: config.ranks, records, samples } satisfies SimReport) + '\n');
 }
 
 async function main(): Promise<SimReport> {
