@@ -41,7 +41,7 @@ export function register(program: Command): void {
     .option('--params <list>', 'reduce suite: model sizes in millions of parameters, G + D (default 1,10,50)')
     .option('--reduce-shards <k>', 'reduce suite: shard owners of the sharded reduction (default 2)')
     .option('--sim-processes <n>', 'reduce suite: processes the simulated workers are spread over, at most (default 4)')
-    .option('--max-pass-gib <x>', 'reduce suite: skip a configuration whose workers × parameters × 4 bytes exceed this (default 4)')
+    .option('--max-pass-gib <x>', 'reduce suite: skip a configuration whose workers × parameters × 4 bytes exceed this many GiB (default 2.5)')
     .action(async (o: { suite: string; backend?: string; batchSize?: string; steps?: string; withCpu?: boolean; sideBySide: boolean; torch: boolean; workers?: string; params?: string; reduceShards?: string; simProcesses?: string; maxPassGib?: string }) => {
       const suite = oneOf(SUITES)(o.suite, '--suite');
       const backend = oneOf(BACKENDS)(o.backend ?? 'auto', '--backend');
@@ -59,7 +59,7 @@ export function register(program: Command): void {
         const params = list(o.params ?? '1,10,50', '--params', num(0, 1000, { exclusiveMin: true }));
         const shards = int(1, 64)(o.reduceShards ?? '2', '--reduce-shards');
         const simProcesses = int(1, 256)(o.simProcesses ?? '4', '--sim-processes');
-        const maxPassGiB = num(0, 1 << 20, { exclusiveMin: true })(o.maxPassGib ?? '4', '--max-pass-gib');
+        const maxPassGiB = num(0, 1 << 20, { exclusiveMin: true })(o.maxPassGib ?? '2.5', '--max-pass-gib');
         const m = await load<typeof import('../../../bench/reduce.js')>('reduce');
         result = await m.runReduceBench({ steps, workers, params, shards, simProcesses, maxPassGiB, log: logLine });
       } else {
