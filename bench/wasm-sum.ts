@@ -15,9 +15,11 @@
  * finite float32 squared is < 1.2e77), so one test after the loop replaces
  * the per-element finiteness test; only then is the element looked for.
  *
- * The part must be in the module's memory: the caller copies it in
- * (TypedArray.set, a memcpy), since ZeroMQ hands frames back in buffers of
- * its own. The module is assembled here byte by byte (no toolchain needed).
+ * The part must be in the module's memory: it is copied in (TypedArray.set,
+ * a memcpy), since ZeroMQ hands frames back in buffers of its own, block by
+ * block through a small staging area that stays in cache, so that the SIMD
+ * pass reads it from there. The module is assembled here byte by byte (no
+ * toolchain needed).
  */
 
 /** Unsigned LEB128. */
@@ -104,42 +106,58 @@ export interface WasmSum {
   add(part: Float32Array): void;
 }
 
+/**
+ * Floats copied into wasm memory at a time: the part goes through a staging
+ * area this size (128 KiB), which stays in the core's cache between the copy
+ * and the SIMD pass, so the part is read from memory once.
+ */
+export const STAGE_FLOATS = 32 * 1024;
+
 /** A summation core for slices of up to `length` floats, or undefined where wasm SIMD is unavailable. */
 export function createWasmSum(length: number): WasmSum | undefined {
   const bytes = Math.ceil((length * 4) / 16) * 16;
   let instance: WebAssembly.Instance;
   let memory: WebAssembly.Memory;
   try {
-    memory = new WebAssembly.Memory({ initial: Math.ceil((2 * bytes) / 65536) + 1 });
+    memory = new WebAssembly.Memory({ initial: Math.ceil((bytes + STAGE_FLOATS * 4) / 65536) + 1 });
     instance = new WebAssembly.Instance(new WebAssembly.Module(moduleBytes()), { e: { m: memory } });
   } catch {
     return undefined;
   }
   const ex = instance.exports as { add: (a: number, p: number, n: number) => void; addsq: (a: number, p: number, n: number) => number };
   const acc = new Float32Array(memory.buffer, 0, length);
-  const stage = new Float32Array(memory.buffer, bytes, length);
-  const tail = (part: Float32Array): number => {
-    // Elements past the last whole 16 bytes (lengths that are not multiples of 4).
-    const whole = part.length & ~3;
+  const stage = new Float32Array(memory.buffer, bytes, STAGE_FLOATS);
+  /** acc[lo, lo + n) += stage[0, n); returns Σ stage² (float64). */
+  const block = (lo: number, n: number, inspect: boolean): number => {
+    const whole = n & ~3;
     let sq = 0;
-    for (let i = whole; i < part.length; i++) {
-      acc[i] = acc[i]! + part[i]!;
-      sq += part[i]! * part[i]!;
+    if (whole > 0) {
+      if (inspect) sq = ex.addsq(lo * 4, bytes, whole * 4);
+      else ex.add(lo * 4, bytes, whole * 4);
+    }
+    for (let i = whole; i < n; i++) {
+      // Elements past the last whole 16 bytes (lengths that are not multiples of 4).
+      acc[lo + i] = acc[lo + i]! + stage[i]!;
+      sq += stage[i]! * stage[i]!;
+    }
+    return sq;
+  };
+  const run = (part: Float32Array, inspect: boolean): number => {
+    if (part.length > length) throw new RangeError(`wasm sum: a part of ${part.length} floats, the accumulator holds ${length}`);
+    let sq = 0;
+    for (let lo = 0; lo < part.length; lo += STAGE_FLOATS) {
+      const n = Math.min(STAGE_FLOATS, part.length - lo);
+      stage.set(part.subarray(lo, lo + n));
+      sq += block(lo, n, inspect);
     }
     return sq;
   };
   return {
     length,
     acc,
-    addInspect(part) {
-      stage.set(part);
-      const whole = (part.length & ~3) * 4;
-      return ex.addsq(0, bytes, whole) + tail(part);
-    },
+    addInspect: (part) => run(part, true),
     add(part) {
-      stage.set(part);
-      ex.add(0, bytes, (part.length & ~3) * 4);
-      tail(part);
+      run(part, false);
     },
   };
 }
