@@ -158,8 +158,10 @@ test('distgan.sbatch on a real one-node Slurm', { timeout: 240_000 }, async (t) 
     });
 
     await t.test('requeued twice (scontrol requeue, then a USR1 preemption notice), the run resumes and ends bit-identical to an uninterrupted one', { timeout: 180_000 }, async (st) => {
-      const steps = 800;
-      const extra = ['--checkpoint-every', '50', '--sample-every', '400'];
+      // Long enough that both interruptions land mid-run (the first checkpoint is at 50, the
+      // USR1 follows the first checkpoint after the resume, about step 100-150 at most).
+      const steps = 400;
+      const extra = ['--checkpoint-every', '50', '--sample-every', '200'];
       const out = join(work, 'requeued');
       const output = join(work, 'requeued.out');
       const t0 = performance.now();
