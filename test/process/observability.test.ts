@@ -158,6 +158,8 @@ test('observability end to end: CLI → Prometheus → every dashboard query; st
   let run: Child | undefined;
   let prom: Child | undefined;
   let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
+  /** The status page check, run beside the Prometheus checks; settles to its error, or undefined. */
+  let statusPage: Promise<unknown> = Promise.resolve(undefined);
   try {
     // A run long enough that it is still training when the checks finish; the
     // test stops it (SIGINT, as a user's Ctrl-C) instead of racing its end.
@@ -193,6 +195,50 @@ test('observability end to end: CLI → Prometheus → every dashboard query; st
     await waitFor('the coordinator to serve /metrics', 90_000, async () => ((await fetch(`${metricsBase}/metrics`)).ok ? true : undefined), [run]);
     const scraped = await fetchText(`${metricsBase}/metrics`);
     assert.match(scraped.type, /^text\/plain; version=0\.0\.4/);
+
+    // The status page in a real headless Chromium, checked while Prometheus
+    // gathers the history the queries below need (the run trains meanwhile).
+    const checkStatusPage = async (): Promise<void> => {
+      context = await chromium.launchPersistentContext(profile, {
+        executablePath: chromiumBin,
+        headless: true,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        viewport: { width: 1440, height: 1000 },
+        timeout: 30_000,
+      });
+      const page = context.pages()[0] ?? (await context.newPage());
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(`${metricsBase}/`, { timeout: 20_000 });
+      await page.waitForFunction(() => {
+        const img = document.querySelector('#sample') as HTMLImageElement | null;
+        return img !== null && img.complete && img.naturalWidth > 0;
+      }, null, { timeout: 20_000 });
+      // Wait for a poll that has enough history to draw lines, not single dots.
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#chart-loss path.series')).every((p) => Number(p.getAttribute('data-points')) > 1), null, { timeout: 20_000 });
+      const seen = await page.evaluate(() => ({
+        naturalWidth: (document.querySelector('#sample') as HTMLImageElement).naturalWidth,
+        sampleSrc: (document.querySelector('#sample') as HTMLImageElement).getAttribute('src'),
+        series: Array.from(document.querySelectorAll('path.series')).map((p) => [p.getAttribute('data-series'), Number(p.getAttribute('data-points'))] as [string, number]),
+        state: document.querySelector('#state')?.textContent,
+        workers: document.querySelectorAll('#workers tr').length,
+        step: document.querySelector('#step')?.textContent,
+      }));
+      assert.ok(seen.naturalWidth > 0, 'the sample grid image loaded');
+      assert.match(seen.sampleSrc ?? '', /^\/samples\/latest\.png\?step=\d+/);
+      const points = Object.fromEntries(seen.series);
+      for (const key of ['dLoss', 'gLoss', 'dAccuracyReal', 'dAccuracyFake', 'imagesPerSecond']) {
+        assert.ok((points[key] ?? 0) > 1, `curve ${key} has ${points[key]} points`);
+      }
+      assert.equal(seen.state, 'running');
+      assert.equal(seen.workers, 2);
+      assert.ok(Number(seen.step) > 0);
+      assert.deepEqual(pageErrors, []);
+      const shot = join(tmp, 'status-page.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      console.log(`status page screenshot: ${shot}`);
+    };
+    statusPage = checkStatusPage().then(() => undefined, (e: unknown) => e);
 
     // Train until a checkpoint and a sample grid exist, and Prometheus has
     // seen the images counter move for long enough to feed 10 s rate windows.
@@ -270,46 +316,11 @@ test('observability end to end: CLI → Prometheus → every dashboard query; st
       assert.notEqual(r.state, 'firing', `alert ${r.name} fires on a healthy run`);
     }
 
-    // The status page in a real headless Chromium.
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumBin,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1440, height: 1000 },
-      timeout: 30_000,
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(`${metricsBase}/`, { timeout: 20_000 });
-    await page.waitForFunction(() => {
-      const img = document.querySelector('#sample') as HTMLImageElement | null;
-      return img !== null && img.complete && img.naturalWidth > 0;
-    }, null, { timeout: 20_000 });
-    // Wait for a poll that has enough history to draw lines, not single dots.
-    await page.waitForFunction(() => Array.from(document.querySelectorAll('#chart-loss path.series')).every((p) => Number(p.getAttribute('data-points')) > 1), null, { timeout: 20_000 });
-    const seen = await page.evaluate(() => ({
-      naturalWidth: (document.querySelector('#sample') as HTMLImageElement).naturalWidth,
-      sampleSrc: (document.querySelector('#sample') as HTMLImageElement).getAttribute('src'),
-      series: Array.from(document.querySelectorAll('path.series')).map((p) => [p.getAttribute('data-series'), Number(p.getAttribute('data-points'))] as [string, number]),
-      state: document.querySelector('#state')?.textContent,
-      workers: document.querySelectorAll('#workers tr').length,
-      step: document.querySelector('#step')?.textContent,
-    }));
-    assert.ok(seen.naturalWidth > 0, 'the sample grid image loaded');
-    assert.match(seen.sampleSrc ?? '', /^\/samples\/latest\.png\?step=\d+/);
-    const points = Object.fromEntries(seen.series);
-    for (const key of ['dLoss', 'gLoss', 'dAccuracyReal', 'dAccuracyFake', 'imagesPerSecond']) {
-      assert.ok((points[key] ?? 0) > 1, `curve ${key} has ${points[key]} points`);
-    }
-    assert.equal(seen.state, 'running');
-    assert.equal(seen.workers, 2);
-    assert.ok(Number(seen.step) > 0);
-    assert.deepEqual(pageErrors, []);
-    const shot = join(tmp, 'status-page.png');
-    await page.screenshot({ path: shot, fullPage: true });
-    console.log(`status page screenshot: ${shot}`);
+    // The status page checks started above.
+    const pageError = await statusPage;
+    if (pageError !== undefined) throw pageError;
   } finally {
+    await statusPage;
     await context?.close().catch(() => {});
     await stop(run, 'SIGINT', 20_000);
     await stop(prom, 'SIGTERM', 10_000);
