@@ -152,6 +152,8 @@ export class OwnerHost {
         const ids = o.routingIds.split(' ').filter((x) => x !== '');
         this.ranks = new Map(ids.map((id, r) => [Buffer.from(id).toString('hex'), r]));
         this.byRank = ids.map((id) => Buffer.from(id));
+        // The coordinator lets the workers push only once every owner knows them.
+        await this.opts.report({ t: MsgType.OwnerAck, id: o.id });
         return true;
       }
       case MsgType.OwnerReduce: {

@@ -78,8 +78,8 @@
  *   OwnerInit (31)  coordinator → owner: its shard, the run's shape, its slice of the mirror
  *     header  shard:int≥0 shards:int≥1 worldSize:int≥1 phases:str+ dLength:int≥0 gLength:int≥0 lr:num>0 beta1:num≥0 beta2:num≥0 epsilon:num≥0 step:int≥0
  *     frames  dWeights:f32 dAdamM:f32 dAdamV:f32 gWeights:f32 gAdamM:f32 gAdamV:f32
- *   OwnerMembers (32)  coordinator → owner: each rank's routing id
- *     header  routingIds:str
+ *   OwnerMembers (32)  coordinator → owner: each rank's routing id (answer OwnerAck)
+ *     header  id:int≥0 routingIds:str
  *     frames  —
  *   OwnerReduce (33)  coordinator → owner: keep the phase's sum as the next update
  *     header  id:int≥0 step:int≥0 phase:str+ accumulate:bool
@@ -113,6 +113,9 @@
  *     frames  —
  *   OwnerBound (44)  owner → coordinator: initialised; workers reach it at endpoint
  *     header  endpoint:str+
+ *     frames  —
+ *   OwnerAck (45)  owner → coordinator: OwnerMembers is in effect
+ *     header  id:int≥0
  *     frames  —
  *
  *   RunSpec  (Welcome.run)
@@ -213,6 +216,8 @@ export enum MsgType {
   OwnerNote = 43,
   /** shard owner → coordinator: initialised and listening; workers reach it at `endpoint`. */
   OwnerBound = 44,
+  /** shard owner → coordinator: an order that carries an id (OwnerMembers) is in effect. */
+  OwnerAck = 45,
 }
 
 export type Dtype = 'f32' | 'i32';
@@ -452,7 +457,7 @@ export const SCHEMA = {
     { frames: f32Frames(SHARD_STATE_ARRAYS) },
   ),
   /** Routing ids by rank, space-separated. */
-  [MsgType.OwnerMembers]: msg({ routingIds: str }),
+  [MsgType.OwnerMembers]: msg({ id: int(0), routingIds: str }),
   [MsgType.OwnerReduce]: msg({ id: int(0), step, phase: nonEmptyStr, accumulate: bool }),
   [MsgType.OwnerPublish]: msg({ step, network: oneOf(NETWORKS) }),
   [MsgType.OwnerDiscard]: msg({}),
@@ -465,6 +470,7 @@ export const SCHEMA = {
   [MsgType.OwnerState]: msg({ id: int(0), step }, { frames: f32Frames(SHARD_STATE_ARRAYS) }),
   [MsgType.OwnerNote]: msg({ kind: oneOf(['dropped', 'unreachable', 'failed'] as const), rank: int(-1), message: str }),
   [MsgType.OwnerBound]: msg({ endpoint: nonEmptyStr }),
+  [MsgType.OwnerAck]: msg({ id: int(0) }),
 } as const;
 deepFreeze(SCHEMA);
 
@@ -533,12 +539,12 @@ export type OwnerStateMsg = MessageOf<MsgType.OwnerState>;
 /** One message type per member of the union T. */
 type MessagesOf<T extends MsgType> = T extends MsgType ? MessageOf<T> : never;
 /** A message a shard owner sends the coordinator. */
-export type OwnerReportMsg = MessagesOf<MsgType.OwnerHello | MsgType.OwnerBound | MsgType.OwnerPart | MsgType.OwnerReduced | MsgType.OwnerState | MsgType.OwnerNote>;
+export type OwnerReportMsg = MessagesOf<MsgType.OwnerHello | MsgType.OwnerBound | MsgType.OwnerAck | MsgType.OwnerPart | MsgType.OwnerReduced | MsgType.OwnerState | MsgType.OwnerNote>;
 /** An order the coordinator sends a shard owner. */
 export type OwnerOrderMsg = MessagesOf<
   MsgType.OwnerInit | MsgType.OwnerMembers | MsgType.OwnerReduce | MsgType.OwnerPublish | MsgType.OwnerDiscard | MsgType.OwnerCommit | MsgType.OwnerGather | MsgType.OwnerClose
 >;
-export const OWNER_REPORT_TYPES: ReadonlySet<MsgType> = new Set([MsgType.OwnerHello, MsgType.OwnerBound, MsgType.OwnerPart, MsgType.OwnerReduced, MsgType.OwnerState, MsgType.OwnerNote]);
+export const OWNER_REPORT_TYPES: ReadonlySet<MsgType> = new Set([MsgType.OwnerHello, MsgType.OwnerBound, MsgType.OwnerAck, MsgType.OwnerPart, MsgType.OwnerReduced, MsgType.OwnerState, MsgType.OwnerNote]);
 
 export type Message = { [T in MsgType]: MessageOf<T> }[MsgType];
 

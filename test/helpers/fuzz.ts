@@ -389,7 +389,9 @@ export class HostileMessages {
         return { t: type, shard: r.int(0, 3), shards: r.int(1, 4), worldSize: r.int(1, 8), phases: 'd:d,g:g', dLength: r.int(0, 64), gLength: r.int(0, 64), lr: 0.001, beta1: 0.5, beta2: 0.999, epsilon: 1e-8, step, frames: { dWeights: z(), dAdamM: z(), dAdamV: z(), gWeights: z(), gAdamM: z(), gAdamV: z() } };
       }
       case MsgType.OwnerMembers:
-        return { t: type, routingIds: r.hex(8) };
+        return { t: type, id: r.int(0, 100), routingIds: r.hex(8) };
+      case MsgType.OwnerAck:
+        return { t: type, id: r.int(0, 100) };
       case MsgType.OwnerReduce:
         return { t: type, id: r.int(0, 100), step, phase: r.pick(['d', 'g']), accumulate: r.chance(0.5) };
       case MsgType.OwnerPublish:

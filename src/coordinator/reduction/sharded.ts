@@ -308,6 +308,7 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
         return;
       case MsgType.OwnerReduced:
       case MsgType.OwnerState:
+      case MsgType.OwnerAck:
         owner.answered(r.id, r);
         return;
       case MsgType.OwnerNote:
@@ -328,9 +329,10 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
     return { kind: 'sharded', endpoints: this.owners.map((o) => o.endpoint).join(' '), routingId: id };
   }
 
+  /** Every owner knows the members before any worker is told to start (a part from an unknown identity is dropped). */
   async start(identities: readonly string[]): Promise<void> {
     const routingIds = identities.map((identity, rank) => this.welcome(rank, identity).routingId).join(' ');
-    for (const o of this.owners) o.send({ t: MsgType.OwnerMembers, routingIds });
+    await Promise.all(this.owners.map((o) => o.ask((id) => ({ t: MsgType.OwnerMembers, id, routingIds }), this.ctx.answerTimeoutMs, 'the member list')));
   }
 
   expect(step: number, phase: string): void {
