@@ -20,12 +20,14 @@ describe('distgan bench --suite reduce', () => {
     const help = await runCli(['bench', '--help'], { timeoutMs: 30_000 });
     const extra = help.stdout.includes('--no-hosts') ? ['--no-hosts'] : [];
     // 2 × 52,752 parameters × 4 bytes = 0.0004 GiB per pass fits under 0.0006; 4 workers (0.0008) do not.
-    const r = await runCli(['bench', '--suite', 'reduce', '--workers', '2,4', '--params', '0.05', '--steps', '1', '--max-pass-gib', '0.0006', ...extra], { timeoutMs: 110_000 });
+    // Both simulated workers in one process: fewer Node start-ups on a busy machine.
+    const r = await runCli(['bench', '--suite', 'reduce', '--workers', '2,4', '--params', '0.05', '--steps', '1', '--max-pass-gib', '0.0006', '--sim-processes', '1', ...extra], { timeoutMs: 110_000 });
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, any>;
     assert.equal(j['suite'], 'reduce');
     assert.equal(j['steps'], 1);
     assert.equal(j['shards'], 2);
+    assert.equal(j['simProcesses'], 1);
     positive(j['machine'].cores, 'machine.cores');
     assert.equal(j['machine'].loadAverageStart.length, 3);
 
