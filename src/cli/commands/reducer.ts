@@ -26,6 +26,8 @@ import { logLine } from '../output.js';
 import { ENV_HELP, commandValue, rawString } from '../run-options.js';
 
 const DEFAULT_IDLE_TIMEOUT_S = 600;
+/** Seconds a signalled reducer waits for the coordinator to close the run (Slurm's default KillWait is 30 s). */
+const SIGNAL_GRACE_S = 25;
 
 /** This host's address on the route towards `host` (no packet is sent: a UDP connect only picks the route). */
 async function addressToward(host: string): Promise<string> {
@@ -86,6 +88,18 @@ export function register(program: Command): void {
       if ((secret === undefined) !== (authorized === undefined)) throw new ConfigError('--curve-secret-key and --authorized-keys go together');
       let curve: { keys: Awaited<ReturnType<typeof readSecretKeyFile>>; authorized: Map<string, string> } | undefined;
       if (secret && authorized) curve = { keys: await readSecretKeyFile(String(secret.value)), authorized: await readAuthorizedKeys(String(authorized.value)) };
+      // SIGTERM/SIGINT (scancel, scontrol requeue, Ctrl-C) reach every process of a job at
+      // once: the coordinator then checkpoints, which gathers this reducer's slice of the
+      // mirror, and closes the run. So a reducer stays until it is told to close, for at
+      // most SIGNAL_GRACE_S, rather than take its slice with it.
+      const onSignal = (sig: NodeJS.Signals): void => {
+        logLine(`received ${sig}: staying until the coordinator closes the run (at most ${SIGNAL_GRACE_S} s)`);
+        setTimeout(() => {
+          logLine(`the coordinator did not close the run within ${SIGNAL_GRACE_S} s of ${sig}; exiting`);
+          process.exit(130);
+        }, SIGNAL_GRACE_S * 1000).unref();
+      };
+      for (const sig of ['SIGTERM', 'SIGINT', 'SIGUSR1'] as const) process.on(sig, onSignal);
       let zap: { close(): Promise<void> } | undefined;
       try {
         const reason = await runReducer({
