@@ -14,6 +14,7 @@
  * is, so that libzmq refuses any larger frame before allocating it
  * (ZMQ_MAXMSGSIZE); OwnerBound then tells the coordinator where it is.
  */
+import { rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Router } from 'zeromq';
 import { describeError } from '../shared/errors.js';
@@ -185,5 +186,7 @@ export class OwnerHost {
     if (this.closed) return;
     this.closed = true;
     this.router.close();
+    // libzmq leaves an ipc socket file behind; an owner thread's has a generated name, so they would pile up.
+    if (this.endpoint.startsWith('ipc://')) rmSync(this.endpoint.slice('ipc://'.length), { force: true });
   }
 }
