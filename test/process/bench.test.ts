@@ -100,7 +100,7 @@ describe('distgan bench', () => {
     const options = r.stdout.split(/\n(?=  -)/).filter((block) => block.trimStart().startsWith('-'));
     assert.ok(options.length >= 7, r.stdout);
     for (const block of options) assert.ok((block.match(/default/g) ?? []).length <= 1, `said twice: ${block}`);
-    for (const flag of ['--backend', '--batch-size', '--steps']) assert.match(r.stdout, new RegExp(`${flag} [^\n]*(\n {10,}[^\n]*)*\(default (auto|64|10)\)`));
+    for (const flag of ['--backend', '--batch-size', '--steps']) assert.match(r.stdout, new RegExp(`${flag} [^\n]*(\n {10,}[^\n]*)*\(default\\s+(auto|64|10)\)`));
   });
 
   it('--backend webgpu with no Vulkan to be found exits 2, giving the reason and the set-up command, and no figures', async () => {
