@@ -460,7 +460,7 @@ function onTick(state: MachineState, now: number, inside?: { ranks: readonly num
     const held = inside && inside.ranks.length > 0 ? inside : undefined;
     const stragglers = held ? state.awaiting.filter((r) => !held.ranks.includes(r)) : state.awaiting;
     if (held && stragglers.length === 0) {
-      return fail(state, new ReducerLostError(`every rank answered ${what}, but ${held.owners} did not report their parts within ${secs(state.opts.stepTimeoutMs)} (--step-timeout): lost or stalled`));
+      return fail(state, new ReducerLostError(`${what} waited on ${held.owners} (the ranks' parts or the averaged update) for ${secs(state.opts.stepTimeoutMs)} (--step-timeout): lost or stalled`));
     }
     const lost = stragglers[0];
     const also = held ? `; ${held.owners} also had not reported` : '';

@@ -164,6 +164,7 @@ export class OwnerHost {
       }
       case MsgType.OwnerPublish:
         await this.publish(o.step, o.network);
+        await this.opts.report({ t: MsgType.OwnerAck, id: o.id });
         return true;
       case MsgType.OwnerDiscard:
         this.owner!.discard();

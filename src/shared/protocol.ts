@@ -84,8 +84,8 @@
  *   OwnerReduce (33)  coordinator → owner: keep the phase's sum as the next update
  *     header  id:int≥0 step:int≥0 phase:str+ accumulate:bool
  *     frames  —
- *   OwnerPublish (34)  coordinator → owner: send the waiting update to every worker
- *     header  step:int≥0 network:(d|g)
+ *   OwnerPublish (34)  coordinator → owner: send the waiting update to every worker (answer OwnerAck once sent)
+ *     header  id:int≥0 step:int≥0 network:(d|g)
  *     frames  —
  *   OwnerDiscard (35)  coordinator → owner: drop unpublished updates (skip-step)
  *     header  —
@@ -114,7 +114,7 @@
  *   OwnerBound (44)  owner → coordinator: initialised; workers reach it at endpoint
  *     header  endpoint:str+
  *     frames  —
- *   OwnerAck (45)  owner → coordinator: OwnerMembers is in effect
+ *   OwnerAck (45)  owner → coordinator: OwnerMembers is in effect, or OwnerPublish was sent
  *     header  id:int≥0
  *     frames  —
  *
@@ -459,7 +459,7 @@ export const SCHEMA = {
   /** Routing ids by rank, space-separated. */
   [MsgType.OwnerMembers]: msg({ id: int(0), routingIds: str }),
   [MsgType.OwnerReduce]: msg({ id: int(0), step, phase: nonEmptyStr, accumulate: bool }),
-  [MsgType.OwnerPublish]: msg({ step, network: oneOf(NETWORKS) }),
+  [MsgType.OwnerPublish]: msg({ id: int(0), step, network: oneOf(NETWORKS) }),
   [MsgType.OwnerDiscard]: msg({}),
   /** `order`: the step's updates in the workers' order, comma-separated networks, `-` before one whose update was discarded (e.g. `d,g` or `d,-g`). */
   [MsgType.OwnerCommit]: msg({ step, order: str }),

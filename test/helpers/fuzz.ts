@@ -395,7 +395,7 @@ export class HostileMessages {
       case MsgType.OwnerReduce:
         return { t: type, id: r.int(0, 100), step, phase: r.pick(['d', 'g']), accumulate: r.chance(0.5) };
       case MsgType.OwnerPublish:
-        return { t: type, step, network: r.pick(['d', 'g'] as const) };
+        return { t: type, id: r.int(0, 100), step, network: r.pick(['d', 'g'] as const) };
       case MsgType.OwnerDiscard:
         return { t: type };
       case MsgType.OwnerCommit:

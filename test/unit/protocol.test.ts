@@ -106,7 +106,7 @@ const samples = (): { [T in MsgType]: MessageOf<T> } => ({
   [MsgType.OwnerMembers]: { t: MsgType.OwnerMembers, id: 3, routingIds: 'r0-aa r1-bb r2-cc' },
   [MsgType.OwnerAck]: { t: MsgType.OwnerAck, id: 3 },
   [MsgType.OwnerReduce]: { t: MsgType.OwnerReduce, id: 9, step: 4, phase: 'g', accumulate: false },
-  [MsgType.OwnerPublish]: { t: MsgType.OwnerPublish, step: 5, network: 'g' },
+  [MsgType.OwnerPublish]: { t: MsgType.OwnerPublish, id: 4, step: 5, network: 'g' },
   [MsgType.OwnerDiscard]: { t: MsgType.OwnerDiscard },
   [MsgType.OwnerCommit]: { t: MsgType.OwnerCommit, step: 5, order: 'd,-g' },
   [MsgType.OwnerGather]: { t: MsgType.OwnerGather, id: 10 },

@@ -391,6 +391,12 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
    * rank's push never arrived, and the rank, not the owner, is held to account.
    */
   inside(): { ranks: number[]; owners: string } | undefined {
+    // An owner that never confirmed sending the update this phase started with holds every rank still to answer (they wait for it).
+    const undelivered = [...this.delivering];
+    if (undelivered.length > 0) {
+      const ranks = this.joins.map((j, r) => (j.judged ? -1 : r)).filter((r) => r >= 0);
+      return ranks.length ? { ranks, owners: undelivered.map((o) => o.describe).join(', ') } : undefined;
+    }
     const silent = this.owners.filter((o) => this.joins.every((j) => j.sumSq[o.k] === undefined));
     const ranks: number[] = [];
     this.joins.forEach((j, r) => {
@@ -409,8 +415,18 @@ class ShardedReduction<T extends GanTrainer> implements ReductionService<T> {
     return { grad: EMPTY_F32, aux: accumulate && pending && aux.length === 0 ? pending.aux : aux };
   }
 
+  /** Owners that have not yet confirmed sending the update that went out with the current phase. */
+  private delivering = new Set<Owner>();
+
   carry(step: number, network: Network): void {
-    for (const o of this.owners) o.send({ t: MsgType.OwnerPublish, step, network });
+    for (const o of this.owners) {
+      this.delivering.add(o);
+      // Its answer only clears it from `delivering` (a silent owner is judged at the phase deadline, via inside()).
+      o.ask((id) => ({ t: MsgType.OwnerPublish, id, step, network }), 24 * 3600 * 1000, 'a publish').then(
+        () => this.delivering.delete(o),
+        () => {},
+      );
+    }
   }
 
   discard(): void {
