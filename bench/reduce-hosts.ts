@@ -337,15 +337,18 @@ async function hostRun(rig: NetnsRig, o: { reduction: 'star' | 'sharded'; worker
         if (!rep || rep.error !== undefined || r.code !== 0) {
           // Stop the coordinator too, so its exit (and the run) does not wait for its timeouts.
           if (coord.proc.exitCode === null) coord.proc.kill('SIGTERM');
-          throw new Error(`a simulated worker failed (exit ${r.code ?? r.signal}): ${rep?.error ?? reasonFromStderr(r.err).message}`);
+          throw new Error(stragglers || `a simulated worker failed (exit ${r.code ?? r.signal}): ${rep?.error ?? reasonFromStderr(r.err).message}`);
         }
         return rep;
       }),
     );
     // A coordinator that has exited stops the run: the simulated workers and reducers get 15 s to finish, then go.
-    void coord.done.then(() => {
+    let stragglers = '';
+    void coord.done.then((c) => {
       const t = setTimeout(() => {
-        for (const c of [...sims, ...reducers]) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+        const left = [...sims.map((x, i) => ({ x, what: `simulated worker ${i}` })), ...reducers.map((x, i) => ({ x, what: `reducer on host ${i + 1}` }))].filter(({ x }) => x.proc.exitCode === null && x.proc.signalCode === null);
+        stragglers = `the coordinator exited ${c.code ?? c.signal} (its last lines: ${c.err.trim().split('\n').slice(-3).join(' | ')}) and ${left.map((l) => l.what).join(', ')} had not ended 15 s later (killed)`;
+        for (const { x } of left) x.proc.kill('SIGKILL');
       }, 15_000);
       void Promise.all([...sims, ...reducers].map((c) => c.done)).then(() => clearTimeout(t));
     });
