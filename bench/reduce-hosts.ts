@@ -549,7 +549,7 @@ export async function runReduceHostsBench(o: ReduceHostsOptions): Promise<Record
         model: { kind: 'mlp', dataset: 'ring8', width, params: m1.total, gParams: m1.g, dParams: m1.d },
         link: link1,
         boundUses: 'measured B (raw TCP payload rate); boundNominalMs uses the nominal tc rate',
-        measuredIn: 'the simulated workers: first PhaseStep receipt to the last worker holding the whole averaged update, less the longest simulated compute',
+        measuredIn: "the simulated workers: from the first worker's receipt of the phase's PhaseStep to the first worker's receipt of the next one (the last phase: to the last worker holding its whole average), less the slowest worker's simulated compute",
         results,
         starOverBound: starRatios,
         shardedOverBoundByHosts: shardedRatios,
